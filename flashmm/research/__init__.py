@@ -1,0 +1,1 @@
+"""Research reproductions: numerical experiments from the market-making literature."""

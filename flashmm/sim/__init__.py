@@ -1,0 +1,1 @@
+"""Market simulator: matching engine, seeded stochastic market, in-process venue."""

@@ -1,0 +1,1 @@
+"""The venue interface the hot path trades through, and its event types."""

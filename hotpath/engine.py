@@ -1,0 +1,230 @@
+"""The market maker's synchronous core, shared by the live quote loop and the backtest.
+
+Time is passed in (ns), never read here, so the same code runs against wall clock and
+simulated clock. One ``cycle`` = features → model signal → quotes → risk → order diff, each
+stage timed with ``perf_counter_ns`` into ``timers``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any, Protocol
+
+from flashmm.book.l2 import L2Book
+from flashmm.domain.instrument import Instrument
+from flashmm.domain.orders import Fill, OrderState
+from flashmm.venue.base import OrderBatch
+from hotpath.features import Features
+from hotpath.latency import StageTimers
+from hotpath.orders import OrderManager
+from hotpath.quoting.estimators import IntensityEstimator, VolEstimator
+from hotpath.quoting.params import QuoteParams
+from hotpath.quoting.quoter import QuoteInputs, build_quotes
+from hotpath.risk import RiskEngine, RiskLimits, TradingState
+
+
+class Signal(Protocol):
+    """A directional signal: (direction −1..1, confidence 0..1) from the feature vector."""
+
+    def predict(self, features: list[float], ts_ns: int) -> tuple[float, float]: ...
+
+
+class NoSignal:
+    """The neutral signal, used when no model is loaded."""
+
+    def predict(self, features: list[float], ts_ns: int) -> tuple[float, float]:
+        return 0.0, 0.0
+
+
+@dataclass(slots=True)
+class CycleStats:
+    cycles: int = 0
+    reactive_cycles: int = 0
+    quotes_sent: int = 0
+    cancels_sent: int = 0
+    fills: int = 0
+    quoted_spread_sum: float = 0.0
+    quoted_spread_n: int = 0
+    market_spread_sum: float = 0.0
+
+
+class MarketMaker:
+    """Book in, batches out. The owner feeds events and calls ``cycle`` on its schedule."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        quote_params: QuoteParams,
+        limits: RiskLimits,
+        book: L2Book | None = None,
+        signal: Signal | None = None,
+        order_prefix: str = "fmm",
+    ) -> None:
+        self.instrument = instrument
+        self.params = quote_params
+        self.book = book if book is not None else L2Book()
+        self.features = Features()
+        self.vol = VolEstimator(quote_params.prior_sigma)
+        self.intensity = IntensityEstimator(quote_params.prior_A, quote_params.prior_k)
+        self.om = OrderManager(instrument, order_prefix)
+        self.risk = RiskEngine(limits, instrument.notional_per_tick_lot)
+        self.signal: Signal = signal if signal is not None else NoSignal()
+        self.timers = StageTimers()
+        self.stats = CycleStats()
+        self.last_signal = (0.0, 0.0)
+        self._last_fit_ns = 0
+        self._last_cycle_ns = 0
+        self._quoted_bid = 0
+        self._quoted_ask = 0
+
+    # --- events -------------------------------------------------------------------------
+    def on_market_data(self, ts_ns: int) -> bool:
+        """The book changed. True if it moved through one of our live quotes (requote now)."""
+        self.risk.last_data_ns = ts_ns
+        b = self.book
+        mid2 = b.best_bid + b.best_ask
+        through = (self._quoted_bid and mid2 <= 2 * self._quoted_bid) or (
+            self._quoted_ask and mid2 >= 2 * self._quoted_ask
+        )
+        return bool(through) and (
+            ts_ns - self._last_cycle_ns >= self.params.requote_min_interval_s * 1e9
+        )
+
+    def on_trade(self, price: int, lots: int, aggressor: int, ts_ns: int) -> None:
+        self.features.on_trade(lots, aggressor, ts_ns)
+        self.intensity.on_trade(price, self.book.mid, ts_ns)
+
+    def on_fill(self, fill: Fill) -> None:
+        if self.om.on_fill(fill):
+            self.stats.fills += 1
+            self.risk.on_pnl(self.om.position.net_pnl(self.book.mid or fill.price))
+
+    # --- control ------------------------------------------------------------------------
+    def halt(self, reason: str) -> OrderBatch:
+        self.risk.halt(reason)
+        self._quoted_bid = self._quoted_ask = 0
+        return self.om.cancel_all()
+
+    def pull_quotes(self) -> OrderBatch:
+        """Cancel everything without changing state (stale feed, shutdown)."""
+        self._quoted_bid = self._quoted_ask = 0
+        return self.om.cancel_all()
+
+    # --- the cycle ----------------------------------------------------------------------
+    def cycle(self, now_ns: int, reactive: bool = False) -> OrderBatch:
+        """Compute this cycle's batch of cancels and places."""
+        t = self.timers
+        t0 = perf_counter_ns()
+        book = self.book
+        self._last_cycle_ns = now_ns
+        st = self.stats
+        st.cycles += 1
+        if reactive:
+            st.reactive_cycles += 1
+        feats = self.features.update(book, now_ns)
+        mid = book.mid
+        sigma = self.vol.update(mid, now_ns) if mid else self.vol.sigma
+        if now_ns - self._last_fit_ns >= 1_000_000_000:
+            self.intensity.fit(now_ns)
+            self._last_fit_ns = now_ns
+        t1 = perf_counter_ns()
+        t["features"].record(t1 - t0)
+
+        direction, confidence = self.signal.predict(feats, now_ns)
+        self.last_signal = (direction, confidence)
+        t2 = perf_counter_ns()
+        t["model"].record(t2 - t1)
+
+        risk = self.risk
+        om = self.om
+        pos = om.position
+        if mid:
+            risk.on_pnl(pos.net_pnl(mid))
+            risk.on_volatility(sigma, now_ns)
+        util = pos.notional(mid) / risk.limits.max_position_notional if mid else 0.0
+        if risk.gate(now_ns) is not None:
+            quotes = []
+        else:
+            quotes = build_quotes(
+                self.params,
+                QuoteInputs(
+                    book.best_bid,
+                    book.best_ask,
+                    mid,
+                    sigma,
+                    self.intensity.A,
+                    self.intensity.k,
+                    pos.lots,
+                    util,
+                    direction,
+                    confidence,
+                ),
+                self.instrument.notional_per_tick_lot,
+            )
+            if risk.state is TradingState.REDUCING:
+                quotes = [q for q in quotes if q.side * pos.lots < 0]
+        t3 = perf_counter_ns()
+        t["quoting"].record(t3 - t2)
+
+        cancels, places = om.diff(quotes, self.params.keep_size_tolerance)
+        batch = OrderBatch()
+        for o in cancels:
+            batch.cancels.append(om.mark_cancel(o))
+            risk.count_cancel(now_ns)
+        t4 = perf_counter_ns()
+        exp = om.exposure()
+        bid = ask = 0
+        for q in places:
+            if risk.check_place(q.side, q.price, q.lots, exp, now_ns) is not None:
+                continue
+            o = om.new_order(q, now_ns)
+            batch.places.append(om.to_place(o))
+            exp = om.exposure()
+        for o in om.live.values():
+            if o.state is OrderState.PENDING_CANCEL:
+                continue
+            if o.side > 0 and o.price > bid:
+                bid = o.price
+            elif o.side < 0 and (ask == 0 or o.price < ask):
+                ask = o.price
+        self._quoted_bid, self._quoted_ask = bid, ask
+        t5 = perf_counter_ns()
+        t["risk"].record(t5 - t4)
+        t["order_diff"].record(t4 - t3)
+        t["cycle"].record(t5 - t0)
+        st.quotes_sent += len(batch.places)
+        st.cancels_sent += len(batch.cancels)
+        if bid and ask and book.spread:
+            st.quoted_spread_sum += ask - bid
+            st.market_spread_sum += book.spread
+            st.quoted_spread_n += 1
+        return batch
+
+    def status(self) -> dict[str, Any]:
+        b = self.book
+        pos = self.om.position
+        mid = b.mid
+        return {
+            "symbol": self.instrument.symbol,
+            "best_bid": b.best_bid,
+            "best_ask": b.best_ask,
+            "our_bid": self._quoted_bid,
+            "our_ask": self._quoted_ask,
+            "position_lots": pos.lots,
+            "realized": pos.realized,
+            "unrealized": pos.unrealized(mid) if mid else 0.0,
+            "fees": pos.fees,
+            "fills": self.stats.fills,
+            "state": self.risk.state.value,
+            "signal": self.last_signal,
+            "sigma": self.vol.sigma,
+            "A": self.intensity.A,
+            "k": self.intensity.k,
+            "cycle_p50_us": self.timers["cycle"].percentile(50) / 1000,
+            "cycle_p99_us": self.timers["cycle"].percentile(99) / 1000,
+        }
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self.risk.state

@@ -1,0 +1,1 @@
+"""Quoting: Avellaneda–Stoikov and GLFT formulas, online estimators, and the quote builder."""
