@@ -29,7 +29,7 @@ class QuoteParams:
     gamma: float = 0.1
     horizon_s: float = 5.0
     prior_sigma: float = 1.0
-    prior_A: float = 1.0  # noqa: N815 (the papers' name)
+    prior_A: float = 1.0
     prior_k: float = 0.5
     levels: int = 2
     level_spacing_ticks: int = 1

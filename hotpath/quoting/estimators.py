@@ -42,7 +42,7 @@ class IntensityEstimator:
 
     def __init__(
         self,
-        prior_A: float,  # noqa: N803
+        prior_A: float,
         prior_k: float,
         window_s: float = 60.0,
         max_depth: int = 20,

@@ -24,7 +24,7 @@ def as_quote(q: float, sigma: float, gamma: float, k: float, tau: float) -> tupl
     return offset, spread / 2.0
 
 
-def glft_quote(q: float, sigma: float, gamma: float, k: float, A: float) -> tuple[float, float]:  # noqa: N803
+def glft_quote(q: float, sigma: float, gamma: float, k: float, A: float) -> tuple[float, float]:
     """GLFT offset and half spread (asymptotic, no inventory bounds)."""
     c1 = math.log1p(gamma / k) / gamma
     c2 = math.sqrt(sigma * sigma * gamma / (2.0 * k * A) * (1.0 + gamma / k) ** (1.0 + k / gamma))

@@ -1,0 +1,5 @@
+"""The ``flashmm`` command line: one subcommand per job, each in its own module."""
+
+from flashmm.cli.main import main
+
+__all__ = ["main"]

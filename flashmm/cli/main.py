@@ -1,0 +1,128 @@
+"""Argument parsing and dispatch. Subcommands import their (heavier) code only when run:
+the CLI is the one place in ``flashmm`` that starts hot-path and control-plane code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from flashmm import __version__
+from flashmm.config import ConfigError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="flashmm",
+        description="FlashMM: an AI-driven market maker for the Sei dex protocol.",
+        epilog="Settings come from --config (YAML) and FLASHMM_* environment variables; "
+        "see config.example.yaml.",
+    )
+    p.add_argument("--version", action="version", version=f"flashmm {__version__}")
+    p.add_argument("--config", metavar="FILE", help="YAML settings file (or FLASHMM_CONFIG)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    d = sub.add_parser(
+        "demo",
+        help="paper-trade the simulated market with a live status",
+        description="Run the market maker against the in-process simulated "
+        "venue, printing status every second until Ctrl-C or --duration.",
+    )
+    d.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    d.add_argument("--seed", type=int, default=None, help="seed of the simulated market")
+
+    b = sub.add_parser(
+        "backtest",
+        help="replay a simulated session through the hot path",
+        description="Run a seeded simulated session as fast as the CPU "
+        "allows through the same quoting, risk and order code as live.",
+    )
+    b.add_argument("--minutes", type=float, default=10.0, help="simulated minutes (default 10)")
+    b.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
+    b.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    b.add_argument(
+        "--report-dir",
+        default="reports/backtest",
+        metavar="DIR",
+        help="where to write the report with plots (default reports/backtest)",
+    )
+    b.add_argument("--no-report", action="store_true", help="skip writing the report")
+
+    r = sub.add_parser("research", help="reproduce published market-making experiments")
+    rsub = r.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+    a = rsub.add_parser(
+        "as-table",
+        help="Avellaneda & Stoikov (2008), section 4",
+        description="Inventory strategy vs symmetric benchmark, as in the "
+        "paper's numerical experiment.",
+    )
+    a.add_argument("--gamma", type=float, default=0.1, help="risk aversion γ (default 0.1)")
+    a.add_argument("--paths", type=int, default=1000, help="simulated paths (default 1000)")
+    a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+
+    c = sub.add_parser("config", help="validate and print the effective settings")
+    c.add_argument("--json", action="store_true", help="print compact JSON on one line")
+    return p
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from flashmm.cli.demo import run_demo
+
+    return run_demo(load_settings(args.config), duration=args.duration, seed=args.seed)
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from flashmm.cli.backtest import run_backtest_cmd
+
+    return run_backtest_cmd(load_settings(args.config), args)
+
+
+def _cmd_research(args: argparse.Namespace) -> int:
+    from flashmm.research.as_table import ASParams, format_table, run_as_table, to_json_dict
+
+    params = ASParams(gamma=args.gamma, paths=args.paths, seed=args.seed)
+    result = run_as_table(params)
+    if args.json:
+        print(json.dumps(to_json_dict(result)))
+    else:
+        print(format_table(result, params))
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    s = load_settings(args.config)
+    print(s.model_dump_json(indent=None if args.json else 2))
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _cmd_demo,
+    "backtest": _cmd_backtest,
+    "research": _cmd_research,
+    "config": _cmd_config,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except ConfigError as e:
+        print(f"flashmm: configuration error\n{e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"flashmm: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

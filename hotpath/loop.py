@@ -1,0 +1,154 @@
+"""The asyncio quote loop for one market: venue events in, one batch per cycle out.
+
+Cycles run every ``1/quote_hz`` seconds and at once when the book moves through a live
+quote. A feed that goes quiet for ``stale_after_s`` makes the risk gate pull every quote;
+a sequence gap makes the book resync from a snapshot before quoting again. Reconciliation
+against the venue's open orders runs every ``reconcile_every_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from flashmm.venue.base import (
+    BookDelta,
+    BookSnapshot,
+    CancelRejected,
+    OrderAccepted,
+    OrderBatch,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    TradePrint,
+    Venue,
+    VenueEvent,
+)
+from hotpath.book import FeedBook
+from hotpath.engine import MarketMaker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    quote_hz: float = 5.0
+    reconcile_every_s: float = 5.0
+    shutdown_timeout_s: float = 3.0
+
+
+class QuoteLoop:
+    """Runs one ``MarketMaker`` against one ``Venue`` until stopped."""
+
+    def __init__(self, mm: MarketMaker, venue: Venue, cfg: LoopConfig | None = None) -> None:
+        self.mm = mm
+        self.venue = venue
+        self.cfg = cfg or LoopConfig()
+        self.feed = FeedBook(mm.book)
+        self._wake = asyncio.Event()
+        self._reactive = False
+        self.malformed = 0
+        self.batches_sent = 0
+        self.reconcile_orphans = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Quote until ``stop`` is set, then cancel everything and wait for confirmation."""
+        await self.venue.connect()
+        await self._resync()
+        consumer = asyncio.create_task(self._consume(), name="venue-events")
+        try:
+            await self._quote_until(stop)
+        finally:
+            await self._shutdown()
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    async def _resync(self) -> None:
+        self.feed.apply_snapshot(await self.venue.snapshot())
+        self.mm.risk.last_data_ns = time.monotonic_ns()
+
+    async def _quote_until(self, stop: asyncio.Event) -> None:
+        period = 1.0 / self.cfg.quote_hz
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        next_reconcile = loop.time() + self.cfg.reconcile_every_s
+        while not stop.is_set():
+            timeout = max(0.0, next_at - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            reactive, self._reactive = self._reactive, False
+            if not self.feed.ready:
+                await self._resync()
+            now = loop.time()
+            if now >= next_at:
+                next_at += period
+                if next_at < now:  # fell behind: skip missed cycles, keep the cadence
+                    next_at = now + period
+                reactive = False
+            elif not reactive:
+                continue
+            await self._send(self.mm.cycle(time.monotonic_ns(), reactive=reactive))
+            if now >= next_reconcile:
+                next_reconcile = now + self.cfg.reconcile_every_s
+                orphans, _ = self.mm.om.reconcile(await self.venue.open_orders())
+                self.reconcile_orphans += len(orphans)
+
+    async def _send(self, batch: OrderBatch) -> None:
+        if batch:
+            self.batches_sent += 1
+            await self.venue.submit(batch)
+
+    async def _consume(self) -> None:
+        mm = self.mm
+        timers = mm.timers["feed_to_book"]
+        async for ev in self.venue.events():
+            try:
+                if isinstance(ev, BookDelta):
+                    t0 = time.perf_counter_ns()
+                    ok = self.feed.apply_delta(ev)
+                    timers.record(time.perf_counter_ns() - t0)
+                    if not ok:
+                        self._wake.set()
+                        continue
+                    if mm.on_market_data(time.monotonic_ns()):
+                        self._reactive = True
+                        self._wake.set()
+                else:
+                    self._dispatch(ev)
+            except Exception:  # a bad event must never kill the loop
+                self.malformed += 1
+                log.exception("dropped malformed venue event %r", type(ev).__name__)
+
+    def _dispatch(self, ev: VenueEvent) -> None:
+        mm = self.mm
+        om = mm.om
+        if isinstance(ev, TradePrint):
+            mm.on_trade(ev.price, ev.lots, int(ev.aggressor), ev.ts_ns)
+        elif isinstance(ev, OrderFilled):
+            mm.on_fill(ev.fill)
+        elif isinstance(ev, OrderAccepted):
+            om.on_accepted(ev.client_id, ev.venue_id)
+        elif isinstance(ev, OrderCancelled | CancelRejected):
+            om.on_cancelled(ev.client_id)
+        elif isinstance(ev, OrderRejected):
+            om.on_rejected(ev.client_id, ev.reason)
+        elif isinstance(ev, BookSnapshot):
+            self.feed.apply_snapshot(ev)
+        else:
+            raise TypeError(f"unexpected venue event {type(ev).__name__}")
+
+    async def _shutdown(self) -> None:
+        """Cancel every live order and wait (bounded) until the venue shows none of ours."""
+        await self._send(self.mm.pull_quotes())
+        deadline = time.monotonic() + self.cfg.shutdown_timeout_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            if not await self.venue.open_orders():
+                return
+            await self._send(self.mm.pull_quotes())
+        log.error("orders still open at the venue after shutdown timeout")
