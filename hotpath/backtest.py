@@ -133,7 +133,6 @@ class Backtest:
                 continue
             core.step()
             now = market.time
-            mm.risk.last_data_ns = int(now * 1e9)
             if mm.on_market_data(int(now * 1e9)):
                 self._quote(now, reactive=True)
         wall = time.perf_counter() - wall0
@@ -150,13 +149,13 @@ class Backtest:
         b = self.mm.book
         mid = b.mid
         pos = self.mm.om.position
-        st = self.mm.status()
+        our_bid, our_ask = self.mm.quoted
         s.t.append(t)
         s.mid.append(mid)
         s.best_bid.append(b.best_bid)
         s.best_ask.append(b.best_ask)
-        s.our_bid.append(st["our_bid"])
-        s.our_ask.append(st["our_ask"])
+        s.our_bid.append(our_bid)
+        s.our_ask.append(our_ask)
         s.position.append(pos.lots)
         s.equity.append(pos.net_pnl(mid) if mid else 0.0)
 

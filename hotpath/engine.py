@@ -226,5 +226,10 @@ class MarketMaker:
         }
 
     @property
+    def quoted(self) -> tuple[int, int]:
+        """Our innermost live bid and ask (0 where none)."""
+        return self._quoted_bid, self._quoted_ask
+
+    @property
     def trading_state(self) -> TradingState:
         return self.risk.state

@@ -24,6 +24,7 @@ class SimMarket:
 
     __slots__ = (
         "_idx",
+        "_const_rate",
         "_limit_rate",
         "_mark",
         "_mu_lim",
@@ -47,6 +48,12 @@ class SimMarket:
         self.events = 0
         # total per-side arrival rate of  A·e^(−kδ) summed over δ = 0, 1, 2, ...
         self._limit_rate = params.limit_A / (1.0 - math.exp(-params.limit_k))
+        self._const_rate = (
+            2 * self._limit_rate
+            + 2 * params.noise_market_rate
+            + params.informed_rate
+            + params.jump_rate
+        )
         s2 = params.size_dispersion**2
         self._mu_lim = math.log(params.limit_size_mean) - s2 / 2
         self._mu_mkt = math.log(params.market_size_mean) - s2 / 2
@@ -71,14 +78,7 @@ class SimMarket:
         return max(1, int(math.exp(mu + self.p.size_dispersion * self._rng.normal())))
 
     def _total_rate(self) -> float:
-        p = self.p
-        return (
-            2 * self._limit_rate
-            + p.cancel_rate * len(self._noise)
-            + 2 * p.noise_market_rate
-            + p.informed_rate
-            + p.jump_rate
-        )
+        return self._const_rate + self.p.cancel_rate * len(self._noise)
 
     def _draw_next(self, now: float) -> float:
         return now + self._rng.exponential() / self._total_rate()
@@ -105,18 +105,24 @@ class SimMarket:
     def step(self) -> int:
         """Advance to and apply the next background event; returns its kind."""
         t = self.next_time
-        self._diffuse(t - self.time)
-        self.time = t
-        kind = self._apply_event()
-        self.events += 1
-        self._forget_filled()
-        self.next_time = self._draw_next(t)
-        return kind
-
-    def _apply_event(self) -> int:
         p = self.p
         rng = self._rng
-        x = rng.uniform() * self._total_rate()
+        fair = self.fair + p.fair_vol * math.sqrt(t - self.time) * rng.normal()
+        self.fair = fair if fair > 1.0 else 1.0
+        self.time = t
+        kind = self._apply_event(self._const_rate + p.cancel_rate * len(self._noise))
+        self.events += 1
+        if len(self.exchange.trades) > self._mark:
+            self._forget_filled()
+        self.next_time = t + rng.exponential() / (
+            self._const_rate + p.cancel_rate * len(self._noise)
+        )
+        return kind
+
+    def _apply_event(self, total_rate: float) -> int:
+        p = self.p
+        rng = self._rng
+        x = rng.uniform() * total_rate
         lim2 = 2 * self._limit_rate
         if x < lim2:
             side = 1 if x < self._limit_rate else -1

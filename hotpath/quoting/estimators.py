@@ -38,7 +38,7 @@ class VolEstimator:
 class IntensityEstimator:
     """Fits λ(δ) = A·e^(−kδ) to how far from the mid recent trades reached."""
 
-    __slots__ = ("A", "_trades", "k", "max_depth", "min_trades", "window_s")
+    __slots__ = ("A", "_counts", "_trades", "k", "max_depth", "min_trades", "window_s")
 
     def __init__(
         self,
@@ -53,25 +53,26 @@ class IntensityEstimator:
         self.window_s = window_s
         self.max_depth = max_depth
         self.min_trades = min_trades
-        self._trades: deque[tuple[int, float]] = deque()
+        self._trades: deque[tuple[int, int]] = deque()  # (ts, depth bucket)
+        self._counts = [0] * (max_depth + 1)  # trades in the window per depth bucket
 
     def on_trade(self, price: int, mid: float, ts_ns: int) -> None:
         """Record how far a trade printed from the mid (in ticks)."""
         if mid > 0:
-            self._trades.append((ts_ns, abs(price - mid)))
+            # distances from a mid are multiples of half a tick; round half up
+            i = min(int(abs(price - mid) + 0.5), self.max_depth)
+            self._trades.append((ts_ns, i))
+            self._counts[i] += 1
 
     def fit(self, now_ns: int) -> tuple[float, float]:
         """Refit from the window ending at ``now_ns``; returns (A, k)."""
         trades = self._trades
+        counts = self._counts
         cutoff = now_ns - int(self.window_s * 1e9)
         while trades and trades[0][0] < cutoff:
-            trades.popleft()
+            counts[trades.popleft()[1]] -= 1
         if len(trades) < self.min_trades:
             return self.A, self.k
-        counts = [0] * (self.max_depth + 1)
-        for _, d in trades:
-            i = int(d + 0.5)  # distances from a mid are multiples of half a tick
-            counts[min(i, self.max_depth)] += 1
         xs: list[float] = []
         ys: list[float] = []
         at_least = 0

@@ -1,0 +1,1 @@
+"""Retryable, idempotent activities that workflows run; the control plane arrives with issue 6."""

@@ -1,0 +1,1 @@
+"""The operator API (FastAPI); arrives with issue 7."""

@@ -1,0 +1,140 @@
+"""Hot-path benchmarks: quote cycle latency, book update throughput, backtest speed, RSS.
+
+Writes a flat JSON object (``--out``), merging into an existing file so later issues can
+add their own figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from flashmm.domain.instrument import SEI_USDC
+from flashmm.sim.core import SimVenueCore
+from flashmm.sim.market import SimMarket
+from flashmm.sim.params import MarketParams, VenueParams
+from flashmm.venue.base import BookDelta
+from hotpath.backtest import BacktestConfig, run_backtest
+from hotpath.book import FeedBook
+from hotpath.engine import MarketMaker
+from hotpath.quoting.params import QuoteParams
+from hotpath.risk import RiskLimits
+
+
+def _pct(xs: list[int], q: float) -> float:
+    s = sorted(xs)
+    return float(s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))])
+
+
+def bench_quote_cycle(cycles: int = 20_000) -> dict[str, float]:
+    """Book snapshot → batch handed to the venue, no model, on a live simulated book."""
+    core = SimVenueCore(SEI_USDC, MarketParams(seed=11), VenueParams(), lambda t, e: None,
+                        lambda t, tr: None)
+    mm = MarketMaker(SEI_USDC, QuoteParams(), RiskLimits(max_actions_per_s=10_000),
+                     book=core.exchange.book)
+    samples: list[int] = []
+    t = core.time
+    gc.collect()
+    for _ in range(cycles):
+        t += 0.2
+        core.run_until(t)
+        # our orders never get acks here (reports go nowhere); keep the book of live orders
+        # realistic by treating everything as resting: clear what the matcher no longer has
+        mm.risk.last_data_ns = int(t * 1e9)
+        t0 = time.perf_counter_ns()
+        batch = mm.cycle(int(t * 1e9))
+        core.submit(batch, t)
+        samples.append(time.perf_counter_ns() - t0)
+        for c in batch.cancels:
+            mm.om.on_cancelled(c.client_id)
+    return {
+        "hotpath.quote_cycle_p50_us": _pct(samples, 50) / 1000,
+        "hotpath.quote_cycle_p99_us": _pct(samples, 99) / 1000,
+        "hotpath.quote_cycles": float(cycles),
+    }
+
+
+def bench_book(seconds: float = 900.0) -> dict[str, float]:
+    """Apply a recorded stream of L2 deltas from the simulated market through ``FeedBook``."""
+    m = SimMarket(MarketParams(seed=5), record_deltas=True)
+    deltas: list[BookDelta] = []
+    seq = 0
+    end = m.time + seconds
+    while m.next_time <= end:
+        m.step()
+        if m.exchange.deltas:
+            seq += 1
+            deltas.append(BookDelta(seq, tuple(m.exchange.deltas), 0))
+            m.exchange.deltas.clear()
+        m.take_trades()
+    bids, asks = SimMarket(MarketParams(seed=5)).exchange.book.snapshot()
+    levels = sum(len(d.levels) for d in deltas)
+    best = 0.0
+    for _ in range(3):
+        fb = FeedBook()
+        fb.book.seq = 0
+        fb.ready = True
+        gc.collect()
+        t0 = time.perf_counter()
+        for d in deltas:
+            fb.apply_delta(d)
+        dt = time.perf_counter() - t0
+        best = max(best, levels / dt)
+    return {"book.updates_per_s": best, "book.updates_measured": float(levels)}
+
+
+def bench_backtest(minutes: float = 30.0) -> dict[str, float]:
+    r = run_backtest(BacktestConfig(minutes=minutes, market=MarketParams(seed=7)))
+    s = r.summary
+    return {
+        "backtest.events_per_s": s["events_per_s"],
+        "backtest.market_events": float(s["market_events"]),
+        "backtest.quote_cycles": float(s["cycles"]),
+        "backtest.wall_s": s["wall_s"],
+    }
+
+
+def bench_rss(duration: float = 20.0) -> dict[str, float]:
+    """Peak resident memory of a running hot path (the demo process, one market)."""
+    subprocess.run(
+        [sys.executable, "-m", "flashmm.cli", "demo", "--duration", str(duration)],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"hotpath.rss_mb": kb / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="FlashMM benchmarks")
+    ap.add_argument("--out", default="bench/results.json")
+    ap.add_argument("--quick", action="store_true", help="smaller runs (smoke test)")
+    args = ap.parse_args()
+    q = args.quick
+    results: dict[str, Any] = {}
+    out = Path(args.out)
+    if out.exists():
+        results.update(json.loads(out.read_text()))
+    for name, fn in (
+        ("quote cycle", lambda: bench_quote_cycle(2_000 if q else 20_000)),
+        ("book", lambda: bench_book(60 if q else 900)),
+        ("backtest", lambda: bench_backtest(2 if q else 30)),
+        ("rss", lambda: bench_rss(3 if q else 20)),
+    ):
+        t0 = time.perf_counter()
+        figures = fn()
+        results.update(figures)
+        print(f"{name:<12} {json.dumps(figures)}  ({time.perf_counter() - t0:.1f}s)", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
