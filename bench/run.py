@@ -35,10 +35,12 @@ def _pct(xs: list[int], q: float) -> float:
 
 def bench_quote_cycle(cycles: int = 20_000) -> dict[str, float]:
     """Book snapshot → batch handed to the venue, no model, on a live simulated book."""
-    core = SimVenueCore(SEI_USDC, MarketParams(seed=11), VenueParams(), lambda t, e: None,
-                        lambda t, tr: None)
-    mm = MarketMaker(SEI_USDC, QuoteParams(), RiskLimits(max_actions_per_s=10_000),
-                     book=core.exchange.book)
+    core = SimVenueCore(
+        SEI_USDC, MarketParams(seed=11), VenueParams(), lambda t, e: None, lambda t, tr: None
+    )
+    mm = MarketMaker(
+        SEI_USDC, QuoteParams(), RiskLimits(max_actions_per_s=10_000), book=core.exchange.book
+    )
     samples: list[int] = []
     t = core.time
     gc.collect()
@@ -105,7 +107,8 @@ def bench_rss(duration: float = 20.0) -> dict[str, float]:
     """Peak resident memory of a running hot path (the demo process, one market)."""
     subprocess.run(
         [sys.executable, "-m", "flashmm.cli", "demo", "--duration", str(duration)],
-        check=True, stdout=subprocess.DEVNULL,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"hotpath.rss_mb": kb / 1024}

@@ -10,17 +10,21 @@ import time
 from flashmm.config import Settings
 
 
-def run_demo(settings: Settings, duration: float | None, seed: int | None) -> int:
+def run_demo(
+    settings: Settings, duration: float | None, seed: int | None, metrics_port: int = 0
+) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(_demo(settings, duration, seed))
+        asyncio.run(_demo(settings, duration, seed, metrics_port))
     else:
-        uvloop.run(_demo(settings, duration, seed))
+        uvloop.run(_demo(settings, duration, seed, metrics_port))
     return 0
 
 
-async def _demo(settings: Settings, duration: float | None, seed: int | None) -> None:
+async def _demo(
+    settings: Settings, duration: float | None, seed: int | None, metrics_port: int
+) -> None:
     from flashmm.sim.inprocess import InProcessVenue
     from hotpath.engine import MarketMaker
     from hotpath.loop import LoopConfig, QuoteLoop

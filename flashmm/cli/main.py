@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
     d.add_argument("--seed", type=int, default=None, help="seed of the simulated market")
+    d.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus /metrics on 127.0.0.1:PORT (default: off)",
+    )
 
     b = sub.add_parser(
         "backtest",
@@ -77,7 +84,12 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flashmm.cli.demo import run_demo
 
-    return run_demo(load_settings(args.config), duration=args.duration, seed=args.seed)
+    return run_demo(
+        load_settings(args.config),
+        duration=args.duration,
+        seed=args.seed,
+        metrics_port=args.metrics_port,
+    )
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ class QuoteParams:
     model: QuoteModel = QuoteModel.GLFT
     mode: Mode = Mode.ADAPTIVE
     gamma: float = 0.1
-    horizon_s: float = 5.0
+    horizon_s: float = 1.0
     prior_sigma: float = 1.0
     prior_A: float = 1.0
     prior_k: float = 0.5
@@ -37,7 +37,7 @@ class QuoteParams:
     size_decay: float = 1.0
     min_half_spread_ticks: float = 0.5
     max_half_spread_ticks: float = 50.0
-    vol_ref: float = 1.0
+    vol_ref: float = 1.5
     vol_widen: float = 0.5
     signal_skew_ticks: float = 2.0
     signal_min_confidence: float = 0.5

@@ -23,8 +23,8 @@ class SimMarket:
     """Background market flow around a latent fair value, in simulated seconds."""
 
     __slots__ = (
-        "_idx",
         "_const_rate",
+        "_idx",
         "_limit_rate",
         "_mark",
         "_mu_lim",

@@ -13,25 +13,35 @@ from collections import deque
 
 
 class VolEstimator:
-    """EWMA of squared mid changes per second → σ in ticks/√s."""
+    """EWMA of squared mid changes per second → σ in ticks/√s.
 
-    __slots__ = ("_alpha", "_last_mid", "_last_ns", "_var", "sigma")
+    Mid changes are sampled at least ``sample_interval_s`` apart so bid-ask bounce of the
+    mid over very short intervals does not swamp the estimate.
+    """
 
-    def __init__(self, prior_sigma: float, halflife_updates: float = 100.0) -> None:
+    __slots__ = ("_alpha", "_last_mid", "_last_ns", "_min_ns", "_var", "sigma")
+
+    def __init__(
+        self, prior_sigma: float, halflife_updates: float = 60.0, sample_interval_s: float = 1.0
+    ) -> None:
         self.sigma = prior_sigma
         self._var = prior_sigma * prior_sigma
         self._alpha = 1.0 - 0.5 ** (1.0 / halflife_updates)
+        self._min_ns = int(sample_interval_s * 1e9)
         self._last_mid = 0.0
         self._last_ns = 0
 
     def update(self, mid: float, ts_ns: int) -> float:
-        if self._last_ns and ts_ns > self._last_ns:
+        if not self._last_ns:
+            self._last_mid = mid
+            self._last_ns = ts_ns
+        elif ts_ns - self._last_ns >= self._min_ns:
             dt = (ts_ns - self._last_ns) * 1e-9
             d = mid - self._last_mid
             self._var += self._alpha * (d * d / dt - self._var)
             self.sigma = math.sqrt(self._var)
-        self._last_mid = mid
-        self._last_ns = ts_ns
+            self._last_mid = mid
+            self._last_ns = ts_ns
         return self.sigma
 
 
