@@ -20,7 +20,7 @@ from flashmm.domain.instrument import SEI_USDC
 from flashmm.sim.core import SimVenueCore
 from flashmm.sim.market import SimMarket
 from flashmm.sim.params import MarketParams, VenueParams
-from flashmm.venue.base import BookDelta
+from flashmm.venue.base import BookDelta, BookSnapshot
 from hotpath.backtest import BacktestConfig, run_backtest
 from hotpath.book import FeedBook
 from hotpath.engine import MarketMaker
@@ -66,6 +66,7 @@ def bench_quote_cycle(cycles: int = 20_000) -> dict[str, float]:
 def bench_book(seconds: float = 900.0) -> dict[str, float]:
     """Apply a recorded stream of L2 deltas from the simulated market through ``FeedBook``."""
     m = SimMarket(MarketParams(seed=5), record_deltas=True)
+    start = BookSnapshot(0, *(tuple(side) for side in m.exchange.book.snapshot()), 0)
     deltas: list[BookDelta] = []
     seq = 0
     end = m.time + seconds
@@ -76,19 +77,19 @@ def bench_book(seconds: float = 900.0) -> dict[str, float]:
             deltas.append(BookDelta(seq, tuple(m.exchange.deltas), 0))
             m.exchange.deltas.clear()
         m.take_trades()
-    bids, asks = SimMarket(MarketParams(seed=5)).exchange.book.snapshot()
     levels = sum(len(d.levels) for d in deltas)
     best = 0.0
     for _ in range(3):
         fb = FeedBook()
-        fb.book.seq = 0
-        fb.ready = True
+        fb.apply_snapshot(start)
         gc.collect()
         t0 = time.perf_counter()
         for d in deltas:
             fb.apply_delta(d)
         dt = time.perf_counter() - t0
         best = max(best, levels / dt)
+        if fb.book.snapshot() != m.exchange.book.snapshot():
+            raise AssertionError("replayed book differs from the matcher's book")
     return {"book.updates_per_s": best, "book.updates_measured": float(levels)}
 
 

@@ -45,6 +45,14 @@ async def _demo(
             inst, settings.quote_params(), settings.risk_limits(), order_prefix=f"demo{i}"
         )
         loops.append(QuoteLoop(mm, venue, LoopConfig(quote_hz=settings.hotpath.quote_hz)))
+    if metrics_port:
+        from prometheus_client import REGISTRY, start_http_server
+
+        from hotpath.metrics import HotPathCollector
+
+        REGISTRY.register(HotPathCollector(lambda: [ql.mm for ql in loops]))
+        start_http_server(metrics_port, addr="127.0.0.1")
+        print(f"metrics: http://127.0.0.1:{metrics_port}/metrics", flush=True)
     print(
         f"flashmm demo: {len(loops)} market(s) on the in-process simulated venue; Ctrl-C to stop",
         flush=True,
