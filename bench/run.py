@@ -63,6 +63,31 @@ def bench_quote_cycle(cycles: int = 20_000) -> dict[str, float]:
     }
 
 
+def bench_live_cycle(seconds: float = 10.0, quote_hz: float = 20.0) -> dict[str, float]:
+    """The same cycle inside the asyncio loop against the wall-clock in-process venue."""
+    import asyncio
+
+    from flashmm.sim.inprocess import InProcessVenue
+    from hotpath.loop import LoopConfig, QuoteLoop
+
+    async def go() -> list[int]:
+        venue = InProcessVenue(SEI_USDC, MarketParams(seed=13))
+        mm = MarketMaker(SEI_USDC, QuoteParams(), RiskLimits())
+        ql = QuoteLoop(mm, venue, LoopConfig(quote_hz=quote_hz))
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        await ql.run(stop)
+        await venue.close()
+        return mm.timers["cycle"].samples()
+
+    samples = asyncio.run(go())
+    return {
+        "hotpath.live_cycle_p50_us": _pct(samples, 50) / 1000,
+        "hotpath.live_cycle_p99_us": _pct(samples, 99) / 1000,
+        "hotpath.live_cycles": float(len(samples)),
+    }
+
+
 def bench_book(seconds: float = 900.0) -> dict[str, float]:
     """Apply a recorded stream of L2 deltas from the simulated market through ``FeedBook``."""
     m = SimMarket(MarketParams(seed=5), record_deltas=True)
@@ -127,6 +152,7 @@ def main() -> None:
         results.update(json.loads(out.read_text()))
     for name, fn in (
         ("quote cycle", lambda: bench_quote_cycle(2_000 if q else 20_000)),
+        ("live cycle", lambda: bench_live_cycle(3 if q else 15)),
         ("book", lambda: bench_book(60 if q else 900)),
         ("backtest", lambda: bench_backtest(2 if q else 30)),
         ("rss", lambda: bench_rss(3 if q else 20)),
