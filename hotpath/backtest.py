@@ -116,6 +116,7 @@ class Backtest:
         next_quote = start
         next_sample = start
         ev0 = market.events
+        mm.risk.last_data_ns = int(start * 1e9)
         wall0 = time.perf_counter()
         while True:
             t_next = core.next_time()

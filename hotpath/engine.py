@@ -20,7 +20,7 @@ from hotpath.latency import StageTimers
 from hotpath.orders import OrderManager
 from hotpath.quoting.estimators import IntensityEstimator, VolEstimator
 from hotpath.quoting.params import QuoteParams
-from hotpath.quoting.quoter import QuoteInputs, build_quotes
+from hotpath.quoting.quoter import Quote, QuoteInputs, build_quotes
 from hotpath.risk import RiskEngine, RiskLimits, TradingState
 
 
@@ -47,6 +47,20 @@ class CycleStats:
     quoted_spread_sum: float = 0.0
     quoted_spread_n: int = 0
     market_spread_sum: float = 0.0
+
+
+def reducing_only(quotes: list[Quote], position_lots: int) -> list[Quote]:
+    """Keep quotes that work the position toward flat, sized so that all of them filling
+    lands at most at flat."""
+    left = abs(position_lots)
+    out: list[Quote] = []
+    for q in quotes:
+        if q.side * position_lots >= 0 or left <= 0:
+            continue
+        n = min(q.lots, left)
+        out.append(q._replace(lots=n))
+        left -= n
+    return out
 
 
 class MarketMaker:
@@ -163,7 +177,7 @@ class MarketMaker:
                 self.instrument.notional_per_tick_lot,
             )
             if risk.state is TradingState.REDUCING:
-                quotes = [q for q in quotes if q.side * pos.lots < 0]
+                quotes = reducing_only(quotes, pos.lots)
         t3 = perf_counter_ns()
         t["quoting"].record(t3 - t2)
 

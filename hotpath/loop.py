@@ -95,7 +95,9 @@ class QuoteLoop:
             await self._send(self.mm.cycle(time.monotonic_ns(), reactive=reactive))
             if now >= next_reconcile:
                 next_reconcile = now + self.cfg.reconcile_every_s
-                orphans, _ = self.mm.om.reconcile(await self.venue.open_orders())
+                orphans, _ = self.mm.om.reconcile(
+                    await self.venue.open_orders(), time.monotonic_ns()
+                )
                 self.reconcile_orphans += len(orphans)
 
     async def _send(self, batch: OrderBatch) -> None:

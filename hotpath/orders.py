@@ -147,12 +147,15 @@ class OrderManager:
         return True
 
     # --- reconciliation -----------------------------------------------------------------
-    def reconcile(self, venue_open: Iterable[OpenOrder]) -> tuple[list[str], list[str]]:
+    def reconcile(
+        self, venue_open: Iterable[OpenOrder], now_ns: int = 0, pending_timeout_s: float = 5.0
+    ) -> tuple[list[str], list[str]]:
         """Align with the venue's view. Returns (orphans at the venue, orders we dropped).
 
-        Orphans (resting at the venue, unknown here) are adopted so they get cancelled by
-        the next diff; orders we hold as resting that the venue no longer has are dropped.
-        In-flight orders (not yet acked) are left alone.
+        Orphans (resting at the venue, unknown here) are adopted so the next diff cancels
+        them. Orders the venue shows are OPEN here. Orders we hold that the venue does not
+        show are dropped, except in-flight ones (PENDING_NEW) younger than
+        ``pending_timeout_s``: those may simply not have arrived yet.
         """
         seen: set[str] = set()
         orphans: list[str] = []
@@ -169,13 +172,18 @@ class OrderManager:
                     state=OrderState.OPEN,
                     venue_id=vo.venue_id,
                     level=-1,
+                    created_ns=now_ns,
                 )
             else:
                 o.venue_id = vo.venue_id
+                if o.state is OrderState.PENDING_NEW:
+                    o.state = OrderState.OPEN
+        timeout_ns = int(pending_timeout_s * 1e9)
         dropped = [
             cid
             for cid, o in self.live.items()
-            if cid not in seen and o.state is not OrderState.PENDING_NEW
+            if cid not in seen
+            and (o.state is not OrderState.PENDING_NEW or now_ns - o.created_ns > timeout_ns)
         ]
         for cid in dropped:
             self.live.pop(cid).state = OrderState.CANCELLED

@@ -147,9 +147,9 @@ class RiskEngine:
             return DenyReason.HALTED
         pos = exp.position_lots
         worst = pos + exp.live_buy_lots + lots if side > 0 else pos - exp.live_sell_lots - lots
-        if self.state is TradingState.REDUCING and (
-            pos == 0 or (side > 0) == (pos > 0) or abs(worst) > abs(pos)
-        ):
+        # reducing: on the side against the position, never past flat even if all fill
+        reducing = pos != 0 and (side > 0) != (pos > 0) and (worst >= 0) == (pos > 0)
+        if self.state is TradingState.REDUCING and not reducing:
             return DenyReason.REDUCE_ONLY
         if self.stale(now_ns):
             return DenyReason.STALE_MARKET_DATA
@@ -158,7 +158,9 @@ class RiskEngine:
         notional = price * lots * self.lot_value
         if notional > lim.max_order_notional:
             return DenyReason.ORDER_NOTIONAL
-        if abs(worst) * price * self.lot_value > lim.max_position_notional:
+        # an order that can only shrink the position is allowed even over the limit (the
+        # price may have moved the position's value past it): it is the way back under
+        if not reducing and abs(worst) * price * self.lot_value > lim.max_position_notional:
             return DenyReason.POSITION_LIMIT
         if exp.open_notional + notional > lim.max_open_notional:
             return DenyReason.OPEN_NOTIONAL

@@ -9,6 +9,7 @@ with a ``ConfigError`` naming the setting's dotted path.
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ from flashmm.config.quoting import QuoteParams
 from flashmm.config.risk import RiskLimits
 from flashmm.domain.instrument import Instrument
 from flashmm.sim.params import MarketParams, VenueParams
+
+# "MarketParams.informed_rate must be ..." or "quoting.gamma must ..." -> (field, rest)
+_FIELD_MSG = re.compile(r"^(?:\w+\.)?(\w+) (must .*)$", re.DOTALL)
+# "gamma: must be ..." raised by _build -> extends the dotted path
+_NESTED_MSG = re.compile(r"^(\w+): (.*)$", re.DOTALL)
 
 
 class ConfigError(ValueError):
@@ -129,7 +135,7 @@ def _build(cls: Any, values: dict[str, Any], where: str) -> Any:
     kw: dict[str, Any] = {}
     for key, raw in values.items():
         if key not in known:
-            raise ValueError(f"unknown setting {key!r} (known: {', '.join(sorted(known))})")
+            raise ValueError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
         default = getattr(cls(), key)
         try:
             if isinstance(default, enum.Enum):
@@ -143,7 +149,10 @@ def _build(cls: Any, values: dict[str, Any], where: str) -> Any:
     try:
         return cls(**kw)
     except ValueError as e:
-        raise ValueError(str(e).replace(f"{where}.", "")) from None
+        m = _FIELD_MSG.match(str(e))
+        if m and m.group(1) in known:
+            raise ValueError(f"{m.group(1)}: {m.group(2)}") from None
+        raise ValueError(f"{where}: {e}") from None
 
 
 class Settings(BaseSettings):
@@ -219,6 +228,9 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
         for err in e.errors():
             where = ".".join(str(p) for p in err["loc"]) or "settings"
             msg = err["msg"].removeprefix("Value error, ")
+            nested = _NESTED_MSG.match(msg)
+            if nested:
+                where, msg = f"{where}.{nested.group(1)}", nested.group(2)
             lines.append(f"invalid setting {where}: {msg}")
         raise ConfigError("\n".join(lines)) from None
     except yaml.YAMLError as e:

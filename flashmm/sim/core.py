@@ -94,8 +94,8 @@ class SimVenueCore:
                 self.on_report(t, payload)  # type: ignore[arg-type]
             return
         market.step()
-        trades = market.take_trades()
-        if trades:
+        if market.exchange.trades:
+            trades = market.take_trades()
             t = market.time
             for tr in trades:
                 if tr.maker_owner == US:

@@ -98,5 +98,6 @@ class VenueParams:
     post_only: bool = True
 
     def __post_init__(self) -> None:
-        if self.order_latency_s < 0 or self.report_latency_s < 0:
-            raise ValueError("VenueParams latencies must be >= 0")
+        for name in ("order_latency_s", "report_latency_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"VenueParams.{name} must be >= 0, got {getattr(self, name)}")
