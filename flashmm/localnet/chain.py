@@ -1,0 +1,250 @@
+"""The localnet's state machine: accounts, mempool, blocks and the dex markets.
+
+``check_tx`` is CheckTx (ante checks, fee charged, sequence bumped, into the mempool);
+``produce_block`` runs the background markets to the block time, delivers the mempool in
+order and returns the block's events. Accounts (numbers, sequences, balances, keys) can be
+persisted to a JSON state file so a restarted node keeps them; resting orders do not survive
+a restart (the node comes back with its own orders cancelled, as after exchange maintenance).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flashmm.domain.orders import Side
+from flashmm.localnet import errors
+from flashmm.localnet.ante import Account, ante
+from flashmm.localnet.config import LocalnetConfig
+from flashmm.localnet.dex import DexMarket, Event, event
+from flashmm.localnet.errors import TxError
+from flashmm.venue.sei import protos
+from flashmm.venue.sei.tx import DecodedTx, order_fields, parse_order_data, tx_hash
+from flashmm.venue.sei.wallet import valid_address
+
+_MAX_RESULTS = 50_000
+
+
+@dataclass(slots=True)
+class TxResult:
+    txhash: str
+    height: int
+    index: int
+    tx_bytes: bytes
+    sender: str
+    code: int
+    log: str
+    gas_wanted: int
+    gas_used: int
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Block:
+    height: int
+    time_s: float
+    begin_events: list[Event]
+    end_events: list[Event]
+    txs: list[TxResult]
+
+
+class Chain:
+    def __init__(self, cfg: LocalnetConfig) -> None:
+        self.cfg = cfg
+        self.height = 0
+        self.time_s = 0.0
+        self.accounts: dict[str, Account] = {}
+        self.by_number: dict[int, Account] = {}
+        self.markets: dict[str, DexMarket] = {m.contract: DexMarket(m) for m in cfg.markets}
+        self.mempool: list[tuple[str, DecodedTx, bytes, Account, int]] = []
+        self.results: dict[str, TxResult] = {}
+        for g in cfg.genesis:
+            self._create(g.address, dict(g.balances))
+        if cfg.state_file and Path(cfg.state_file).exists():
+            self._restore(Path(cfg.state_file))
+
+    def _create(self, address: str, balances: dict[str, int]) -> Account:
+        if not valid_address(address):
+            raise ValueError(f"genesis: invalid address {address!r}")
+        n = len(self.accounts) + 1  # 0 is the background market in the matcher
+        acct = Account(address, n, balances=balances)
+        self.accounts[address] = acct
+        self.by_number[n] = acct
+        return acct
+
+    # --- CheckTx ------------------------------------------------------------------------
+    def check_tx(self, tx_bytes: bytes) -> str:
+        """Admit a transaction to the mempool or raise ``TxError``; returns its hash."""
+        if len(self.mempool) >= self.cfg.max_mempool:
+            raise TxError(errors.MEMPOOL_FULL, "mempool is full")
+        h = tx_hash(tx_bytes)
+        if h in self.results or any(m[0] == h for m in self.mempool):
+            raise TxError(19, "tx already exists in cache")
+        tx = self._peek(tx_bytes)
+        gas = self.cfg.gas_needed(*_counts(tx)) if tx is not None else None
+        tx, acct, fee, gas_limit = ante(
+            tx_bytes,
+            self.accounts,
+            self.cfg.chain_id,
+            self.cfg.min_gas_price,
+            self.cfg.max_tx_bytes,
+            gas,
+        )
+        self._validate_msgs(tx)
+        acct.balances["usei"] -= fee
+        acct.sequence += 1
+        self.mempool.append((h, tx, tx_bytes, acct, gas_limit))
+        return h
+
+    @staticmethod
+    def _peek(tx_bytes: bytes) -> DecodedTx | None:
+        from flashmm.venue.sei.tx import decode_tx
+
+        try:
+            return decode_tx(tx_bytes)
+        except ValueError:
+            return None  # ante reports the decode error
+
+    def _validate_msgs(self, tx: DecodedTx) -> None:
+        """Stateless message checks: known contract, grid prices, well-formed order data."""
+        for url, m in tx.messages:
+            market = self.markets.get(m.contractAddr)
+            if market is None:
+                raise TxError(errors.INVALID_REQUEST, f"unknown contract {m.contractAddr}", "dex")
+            if url == protos.TYPE_URL_PLACE:
+                for o in m.orders:
+                    if o.orderType != protos.LIMIT:
+                        raise TxError(
+                            errors.INVALID_REQUEST, "only LIMIT orders are supported", "dex"
+                        )
+                    if o.priceDenom != market.spec.price_denom or (
+                        o.assetDenom != market.spec.asset_denom
+                    ):
+                        raise TxError(
+                            errors.INVALID_REQUEST, "denoms do not match the market", "dex"
+                        )
+                    try:
+                        order_fields(o, market.inst)
+                        parse_order_data(o.data)
+                    except ValueError as e:
+                        raise TxError(errors.INVALID_REQUEST, str(e), "dex") from None
+
+    # --- blocks -------------------------------------------------------------------------
+    def produce_block(self, time_s: float) -> Block:
+        self.height += 1
+        self.time_s = max(self.time_s, time_s)
+        begin: list[Event] = []
+        for market in self.markets.values():
+            begin.extend(market.advance(self.time_s, self.by_number))
+        txs: list[TxResult] = []
+        pool, self.mempool = self.mempool, []
+        for i, (h, tx, raw, acct, gas_limit) in enumerate(pool):
+            events = self._deliver(tx, acct)
+            placed, cancels = _counts(tx)
+            r = TxResult(
+                h,
+                self.height,
+                i,
+                raw,
+                acct.address,
+                errors.OK,
+                "",
+                gas_limit,
+                self.cfg.gas_needed(placed, cancels),
+                events,
+            )
+            self.results[h] = r
+            txs.append(r)
+        while len(self.results) > _MAX_RESULTS:  # oldest first (dicts keep insertion order)
+            del self.results[next(iter(self.results))]
+        end = [e for m in self.markets.values() if (e := m.book_event()) is not None]
+        if self.cfg.state_file:
+            self._persist(Path(self.cfg.state_file))
+        return Block(self.height, self.time_s, begin, end, txs)
+
+    def _deliver(self, tx: DecodedTx, acct: Account) -> list[Event]:
+        out: list[Event] = [event("message", sender=acct.address, module="dex")]
+        for url, m in tx.messages:
+            market = self.markets[m.contractAddr]
+            if url == protos.TYPE_URL_CANCEL:
+                for c in m.cancellations:
+                    out.extend(market.cancel(acct, int(c.id)))
+            else:
+                for o in m.orders:
+                    side, price, lots = order_fields(o, market.inst)
+                    cid, post_only = parse_order_data(o.data)
+                    out.extend(
+                        market.place(acct, Side(side), price, lots, cid, post_only, self.by_number)
+                    )
+        return out
+
+    # --- queries ------------------------------------------------------------------------
+    def open_orders(self, contract: str, address: str) -> list[dict[str, Any]]:
+        market = self.markets[contract]
+        return [
+            {
+                "id": str(o.order_id),
+                "account": address,
+                "contractAddr": contract,
+                "price": market.px(o.price),
+                "quantity": market.qty(o.lots),
+                "positionDirection": "LONG" if o.side is Side.BUY else "SHORT",
+                "orderType": "LIMIT",
+                "status": "PLACED",
+                "data": json.dumps({"cid": o.client_id}, separators=(",", ":")),
+            }
+            for o in market.open_orders(address)
+        ]
+
+    # --- persistence --------------------------------------------------------------------
+    def _persist(self, path: Path) -> None:
+        data = {
+            "height": self.height,
+            "accounts": [
+                {
+                    "address": a.address,
+                    "number": a.number,
+                    "sequence": a.sequence,
+                    "pubkey": base64.b64encode(a.pubkey).decode() if a.pubkey else None,
+                    "balances": a.balances,
+                }
+                for a in self.accounts.values()
+            ],
+            "seen_clients": {c: [list(k) for k in m.seen_clients] for c, m in self.markets.items()},
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+    def _restore(self, path: Path) -> None:
+        data = json.loads(path.read_text())
+        self.height = int(data["height"])
+        self.accounts.clear()
+        self.by_number.clear()
+        for a in data["accounts"]:
+            acct = Account(
+                a["address"],
+                int(a["number"]),
+                int(a["sequence"]),
+                base64.b64decode(a["pubkey"]) if a["pubkey"] else None,
+                {k: int(v) for k, v in a["balances"].items()},
+            )
+            self.accounts[acct.address] = acct
+            self.by_number[acct.number] = acct
+        for contract, seen in data.get("seen_clients", {}).items():
+            if contract in self.markets:
+                self.markets[contract].seen_clients = {(a, c) for a, c in seen}
+
+
+def _counts(tx: DecodedTx) -> tuple[int, int]:
+    places = cancels = 0
+    for url, m in tx.messages:
+        if url == protos.TYPE_URL_PLACE:
+            places += len(m.orders)
+        else:
+            cancels += len(m.cancellations)
+    return places, cancels

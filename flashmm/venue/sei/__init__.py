@@ -1,0 +1,1 @@
+"""The Sei dex protocol: protobuf messages, sdk.Dec encoding, signed transactions, adapter."""
