@@ -18,6 +18,7 @@ from flashmm.venue.base import (
     BookDelta,
     BookSnapshot,
     CancelRejected,
+    Heartbeat,
     OrderAccepted,
     OrderBatch,
     OrderCancelled,
@@ -129,7 +130,9 @@ class QuoteLoop:
     def _dispatch(self, ev: VenueEvent) -> None:
         mm = self.mm
         om = mm.om
-        if isinstance(ev, TradePrint):
+        if isinstance(ev, Heartbeat):
+            mm.risk.last_data_ns = time.monotonic_ns()
+        elif isinstance(ev, TradePrint):
             mm.on_trade(ev.price, ev.lots, int(ev.aggressor), ev.ts_ns)
         elif isinstance(ev, OrderFilled):
             mm.on_fill(ev.fill)

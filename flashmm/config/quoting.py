@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 from typing import Any
@@ -46,6 +47,10 @@ class QuoteParams:
     keep_size_tolerance: float = 0.25
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"quoting.{f.name} must be a finite number, got {v}")
         positive = (
             "gamma",
             "horizon_s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -22,6 +23,8 @@ class RiskLimits:
 
     def __post_init__(self) -> None:
         for f in fields(self):
+            if not math.isfinite(getattr(self, f.name)):
+                raise ValueError(f"risk.{f.name} must be a finite number")
             if getattr(self, f.name) <= 0:
                 raise ValueError(f"risk.{f.name} must be positive, got {getattr(self, f.name)}")
 

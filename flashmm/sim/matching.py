@@ -82,8 +82,8 @@ class Exchange:
 
         A post-only order that would cross is refused: returns (0, 0) and changes nothing.
         """
-        if lots <= 0 or price <= 0:
-            raise ValueError(f"invalid order: price={price} lots={lots}")
+        if lots <= 0 or price <= 0 or side not in (1, -1):
+            raise ValueError(f"invalid order: side={side} price={price} lots={lots}")
         if post_only and self.would_cross(side, price):
             return 0, 0
         oid = self._next_oid
@@ -103,8 +103,8 @@ class Exchange:
 
     def market(self, owner: int, side: int, lots: int, tag: str = "") -> int:
         """Take up to ``lots`` from the other side at any price; returns lots filled."""
-        if lots <= 0:
-            raise ValueError(f"invalid market order: lots={lots}")
+        if lots <= 0 or side not in (1, -1):
+            raise ValueError(f"invalid market order: side={side} lots={lots}")
         oid = self._next_oid
         self._next_oid = oid + 1
         return lots - self._match(oid, owner, side, lots, 0, tag)

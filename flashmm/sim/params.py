@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -43,6 +44,10 @@ class MarketParams:
     warmup_s: float = 30.0
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"MarketParams.{f.name} must be a finite number, got {v}")
         positive = (
             "start_price",
             "limit_A",
@@ -99,5 +104,7 @@ class VenueParams:
 
     def __post_init__(self) -> None:
         for name in ("order_latency_s", "report_latency_s"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"VenueParams.{name} must be a finite number")
             if getattr(self, name) < 0:
                 raise ValueError(f"VenueParams.{name} must be >= 0, got {getattr(self, name)}")

@@ -111,6 +111,13 @@ class TradePrint:
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The feed is alive (e.g. a new block arrived) even if the book did not change."""
+
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpenOrder:
     """An order the venue says is resting, for reconciliation."""
 
@@ -130,6 +137,7 @@ VenueEvent = (
     | BookDelta
     | BookSnapshot
     | TradePrint
+    | Heartbeat
 )
 
 

@@ -90,6 +90,7 @@ def test_crossing_limit_partially_fills_then_rests_at_its_limit() -> None:
     assert (ex.book.best_bid, ex.book.best_ask) == (101, 102)
     assert not ex.book.crossed()
     assert ex.orders[a3].lots == 5
+    assert (ex.orders[oid].side, ex.orders[oid].price, ex.orders[oid].lots) == (BUY, 101, 5)
 
 
 def test_partially_filled_maker_keeps_its_place_and_reports_left() -> None:

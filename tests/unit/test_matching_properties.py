@@ -7,7 +7,9 @@ book, resting orders and trades are checked against it.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +26,7 @@ _market = st.tuples(st.just("market"), OWNERS, SIDES, st.integers(1, 15))
 _cancel = st.tuples(st.just("cancel"), st.integers(0, 10_000))
 OPS = st.lists(st.one_of(_limit, _limit, _market, _cancel), max_size=60)
 
+Op = tuple[Any, ...]
 PROPS = settings(max_examples=200, deadline=None)
 
 
@@ -43,14 +46,18 @@ class Ledger:
     oids: list[int] = field(default_factory=list)
 
 
-def _run(ops: list[tuple], check_each=None) -> tuple[Exchange, Ledger]:
+def _run(
+    ops: list[Op], check_each: Callable[[Exchange], None] | None = None
+) -> tuple[Exchange, Ledger]:
     ex = Exchange()
     led = Ledger()
     for op in ops:
         n_before = len(ex.trades)
         if op[0] == "limit":
             _, owner, side, price, lots, post_only = op
-            oid, rest = ex.place_limit(owner, side, price, lots, tag=f"o{owner}", post_only=post_only)
+            oid, rest = ex.place_limit(
+                owner, side, price, lots, tag=f"o{owner}", post_only=post_only
+            )
             if oid == 0:
                 assert rest == 0
                 led.refused += lots
@@ -105,13 +112,13 @@ def _check_book(ex: Exchange) -> None:
 
 @PROPS
 @given(OPS)
-def test_book_never_crossed_and_aggregates_match_orders(ops: list[tuple]) -> None:
+def test_book_never_crossed_and_aggregates_match_orders(ops: list[Op]) -> None:
     _run(ops, check_each=_check_book)
 
 
 @PROPS
 @given(OPS)
-def test_quantity_conservation_per_side(ops: list[tuple]) -> None:
+def test_quantity_conservation_per_side(ops: list[Op]) -> None:
     ex, led = _run(ops)
     for side in (1, -1):
         resting = sum(o.lots for o in ex.orders.values() if o.side == side)
@@ -131,7 +138,7 @@ def test_quantity_conservation_per_side(ops: list[tuple]) -> None:
 
 @PROPS
 @given(OPS)
-def test_cash_and_position_conservation(ops: list[tuple]) -> None:
+def test_cash_and_position_conservation(ops: list[Op]) -> None:
     ex, led = _run(ops)
     base: dict[int, int] = defaultdict(int)
     cash: dict[int, int] = defaultdict(int)
@@ -158,8 +165,8 @@ def test_cash_and_position_conservation(ops: list[tuple]) -> None:
 
 @PROPS
 @given(OPS)
-def test_trade_prices_respect_limits_and_maker_prices(ops: list[tuple]) -> None:
-    ex, led = _run(ops)
+def test_trade_prices_respect_limits_and_maker_prices(ops: list[Op]) -> None:
+    _, led = _run(ops)
     left = {oid: spec[3] for oid, spec in led.limits.items()}
     for owner, side, limit, trades in led.ops:
         prev = None
@@ -170,7 +177,7 @@ def test_trade_prices_respect_limits_and_maker_prices(ops: list[tuple]) -> None:
             assert t.lots > 0
             if limit is not None:
                 assert (t.price <= limit) if side > 0 else (t.price >= limit)
-            m_owner, m_side, m_price, m_lots = led.limits[t.maker_oid]
+            m_owner, m_side, m_price, _ = led.limits[t.maker_oid]
             assert t.price == m_price  # executes at the maker's resting price
             assert m_side == -side
             assert t.maker_owner == m_owner
@@ -188,7 +195,7 @@ def test_trade_prices_respect_limits_and_maker_prices(ops: list[tuple]) -> None:
 
 @PROPS
 @given(OPS)
-def test_time_priority_no_older_order_left_behind(ops: list[tuple]) -> None:
+def test_time_priority_no_older_order_left_behind(ops: list[Op]) -> None:
     # whenever a maker trades, every older order at its price on its side must already be
     # gone (filled or cancelled): checked against the orders still resting after that op
     ex = Exchange()

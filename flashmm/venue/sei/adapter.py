@@ -1,0 +1,392 @@
+"""The Sei dex venue: one signed transaction per batch over REST, events over the
+Tendermint WebSocket, implementing the hot path's ``Venue`` interface.
+
+Safety rules:
+* the account sequence is tracked locally; a sequence mismatch re-reads the account and
+  rebuilds the transaction once;
+* a broadcast whose outcome is unknown (timeout) is never rebuilt with new content: the
+  same bytes are re-sent until the chain's sequence shows it landed, and every order's
+  client id rides in ``Order.data`` so the venue never places one twice;
+* a cancel for an order whose chain id is not known yet waits for the placement event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from flashmm.domain.orders import Fill, Liquidity, Side
+from flashmm.venue.base import (
+    BookDelta,
+    BookSnapshot,
+    CancelOrder,
+    CancelRejected,
+    Heartbeat,
+    OpenOrder,
+    OrderAccepted,
+    OrderBatch,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    TradePrint,
+    VenueEvent,
+)
+from flashmm.venue.feed import FeedClient, FeedConfig
+from flashmm.venue.sei.gas import GasConfig, GasEstimator, Urgency
+from flashmm.venue.sei.rest import RestClient, RestError
+from flashmm.venue.sei.tx import (
+    ChainCancel,
+    MarketRef,
+    build_tx,
+    cancel_msg,
+    parse_order_data,
+    place_msg,
+)
+from flashmm.venue.sei.wallet import Wallet
+
+log = logging.getLogger(__name__)
+WRONG_SEQUENCE, ALREADY_IN_CACHE, OUT_OF_GAS = 32, 19, 11
+
+
+@dataclass(frozen=True, slots=True)
+class SeiVenueConfig:
+    rest_urls: tuple[str, ...]
+    ws_urls: tuple[str, ...]
+    chain_id: str
+    market: MarketRef
+    gas: GasConfig = field(default_factory=GasConfig)
+    broadcast_timeout_s: float = 2.0
+    feed_stale_after_s: float = 1.5
+
+
+@dataclass(slots=True)
+class _Known:
+    side: Side
+    price: int
+    order_id: int | None = None
+
+
+class SeiVenue:
+    def __init__(self, cfg: SeiVenueConfig, wallet: Wallet) -> None:
+        self.cfg = cfg
+        self.wallet = wallet
+        self.market = cfg.market
+        self.inst = cfg.market.instrument
+        self.rest = RestClient(cfg.rest_urls, cfg.broadcast_timeout_s)
+        self.gas = GasEstimator(cfg.gas)
+        self.feed = FeedClient(
+            FeedConfig(
+                endpoints=cfg.ws_urls,
+                queries=(
+                    "tm.event='NewBlock'",
+                    f"tm.event='Tx' AND message.sender='{wallet.address}'",
+                ),
+                stale_after_s=cfg.feed_stale_after_s,
+            ),
+            self._on_event,
+        )
+        self._queue: asyncio.Queue[VenueEvent] = asyncio.Queue()
+        self._known: dict[str, _Known] = {}
+        self._by_order_id: dict[int, str] = {}
+        self._waiting_cancels: dict[str, CancelOrder] = {}
+        self._unsure: tuple[bytes, int] | None = None  # (tx bytes, its sequence)
+        self._lock = asyncio.Lock()
+        self._feed_task: asyncio.Task[None] | None = None
+        self._seen_connects = 0
+        self.account_number = 0
+        self.sequence = 0
+        self.txs_sent = 0
+        self.tx_rejects = 0
+        self.sequence_recoveries = 0
+        self.urgency = Urgency.NORMAL
+
+    # --- Venue protocol -----------------------------------------------------------------
+    async def connect(self) -> None:
+        await self._read_account()
+        if self._feed_task is None:
+            self._feed_task = asyncio.create_task(self.feed.run(), name="sei-feed")
+        try:
+            await asyncio.wait_for(self.feed.connected.wait(), 5.0)
+        except TimeoutError:
+            log.warning("feed not connected yet; quoting waits for market data")
+
+    async def close(self) -> None:
+        if self._feed_task is not None:
+            self._feed_task.cancel()
+            await asyncio.gather(self._feed_task, return_exceptions=True)
+            self._feed_task = None
+        await self.rest.close()
+
+    async def events(self) -> AsyncIterator[VenueEvent]:
+        while True:
+            yield await self._queue.get()
+
+    async def snapshot(self) -> BookSnapshot:
+        status, data = await self.rest.get(f"/flashmm/localnet/v1/book/{self.market.contract}")
+        if status != 200:
+            raise RestError(f"book snapshot failed: {status} {data}")
+        return BookSnapshot(
+            int(data["seq"]),
+            tuple((self._ticks(p), self._lots(q)) for p, q in data["bids"]),
+            tuple((self._ticks(p), self._lots(q)) for p, q in data["asks"]),
+            time.monotonic_ns(),
+        )
+
+    async def open_orders(self) -> list[OpenOrder]:
+        status, data = await self.rest.get(
+            f"/sei-protocol/seichain/dex/get_orders/{self.market.contract}/{self.wallet.address}"
+        )
+        if status != 200:
+            raise RestError(f"open orders query failed: {status} {data}")
+        out = []
+        for o in data["orders"]:
+            cid, _ = (
+                parse_order_data(o["data"])
+                if "po" in o["data"]
+                else (json.loads(o["data"])["cid"], False)
+            )
+            side = Side.BUY if o["positionDirection"] == "LONG" else Side.SELL
+            out.append(
+                OpenOrder(
+                    cid, int(o["id"]), side, self._ticks(o["price"]), self._lots(o["quantity"])
+                )
+            )
+            self._known.setdefault(cid, _Known(side, self._ticks(o["price"])))
+            self._known[cid].order_id = int(o["id"])
+            self._by_order_id[int(o["id"])] = cid
+        return out
+
+    async def submit(self, batch: OrderBatch) -> None:
+        async with self._lock:
+            await self._resolve_unsure()
+            for c in batch.cancels:
+                self._waiting_cancels[c.client_id] = c
+            cancels = self._ready_cancels()
+            places = list(batch.places)
+            if not cancels and not places:
+                return
+            for p in places:
+                self._known[p.client_id] = _Known(p.side, p.price)
+            await self._send(cancels, places)
+
+    # --- sending ------------------------------------------------------------------------
+    def _ready_cancels(self) -> list[ChainCancel]:
+        out = []
+        for cid in list(self._waiting_cancels):
+            k = self._known.get(cid)
+            if k is None:  # unknown to us and to the chain: nothing to cancel
+                del self._waiting_cancels[cid]
+                self._queue.put_nowait(CancelRejected(cid, "unknown order", time.monotonic_ns()))
+            elif k.order_id is not None:
+                out.append(ChainCancel(k.order_id, k.side, k.price))
+                del self._waiting_cancels[cid]
+        return out
+
+    async def _send(self, cancels: list[ChainCancel], places: list[PlaceOrder]) -> None:
+        addr = self.wallet.address
+        msgs = []
+        if cancels:
+            msgs.append(cancel_msg(addr, self.market, cancels))
+        if places:
+            msgs.append(place_msg(addr, self.market, places))
+        urgency = (
+            self.urgency
+            if places
+            else max(self.urgency, Urgency.CANCEL, key=lambda u: self.cfg.gas.multiplier(u))
+        )
+        for attempt in range(2):
+            gas_limit = self.gas.gas_limit(len(places), len(cancels))
+            tx = build_tx(
+                self.wallet,
+                msgs,
+                chain_id=self.cfg.chain_id,
+                account_number=self.account_number,
+                sequence=self.sequence,
+                gas_limit=gas_limit,
+                fee_amount=self.gas.fee(gas_limit, urgency),
+            )
+            code, log_text = await self._broadcast(tx, self.sequence)
+            if code in (0, ALREADY_IN_CACHE):
+                self.sequence += 1
+                self.txs_sent += 1
+                return
+            if code is None:  # outcome unknown: resolve before anything else is sent
+                return
+            if code == WRONG_SEQUENCE and attempt == 0:
+                self.sequence_recoveries += 1
+                await self._read_account()
+                continue
+            if code == OUT_OF_GAS and attempt == 0:
+                self.gas.out_of_gas()
+                continue
+            break
+        self.tx_rejects += 1
+        log.warning("transaction rejected: code %s: %s", code, log_text)
+        now = time.monotonic_ns()
+        for p in places:
+            self._known.pop(p.client_id, None)
+            self._queue.put_nowait(OrderRejected(p.client_id, f"tx code {code}: {log_text}", now))
+        for c in cancels:  # still resting: try again with the next batch
+            cid = self._by_order_id.get(c.order_id)
+            if cid is not None:
+                self._waiting_cancels[cid] = CancelOrder(cid, c.order_id)
+
+    async def _broadcast(self, tx: bytes, sequence: int) -> tuple[int | None, str]:
+        body = {"tx_bytes": base64.b64encode(tx).decode(), "mode": "BROADCAST_MODE_SYNC"}
+        try:
+            _, data = await self.rest.post("/cosmos/tx/v1beta1/txs", body)
+            r = data["tx_response"]
+            return int(r["code"]), str(r.get("raw_log", ""))
+        except (RestError, KeyError, TypeError, ValueError) as e:
+            log.warning("broadcast outcome unknown (%s); will resolve before sending more", e)
+            self._unsure = (tx, sequence)
+            return None, str(e)
+
+    async def _resolve_unsure(self) -> None:
+        """After an unknown outcome: if the chain's sequence moved past it, it landed;
+        otherwise send exactly the same bytes again."""
+        if self._unsure is None:
+            return
+        tx, seq = self._unsure
+        try:
+            await self._read_account()
+        except RestError:
+            return  # still unreachable; keep waiting
+        if self.sequence > seq:
+            self._unsure = None
+            return
+        code, _ = await self._broadcast(tx, seq)
+        if code is not None:
+            self._unsure = None
+            if code in (0, ALREADY_IN_CACHE):
+                self.sequence = seq + 1
+
+    async def _read_account(self) -> None:
+        status, data = await self.rest.get(f"/cosmos/auth/v1beta1/accounts/{self.wallet.address}")
+        if status != 200:
+            raise RestError(f"account {self.wallet.address} not found ({status})")
+        acct = data["account"]
+        self.account_number = int(acct["account_number"])
+        self.sequence = int(acct["sequence"])
+
+    # --- events -------------------------------------------------------------------------
+    def _ticks(self, price: str) -> int:
+        return int(Decimal(price) / self.inst.tick_size)
+
+    def _lots(self, qty: str) -> int:
+        return int(Decimal(qty) / self.inst.lot_size)
+
+    def _on_event(self, result: dict[str, Any]) -> None:
+        data = result["data"]
+        now = time.monotonic_ns()
+        if self.feed.connects != self._seen_connects:  # new connection: book must resync
+            self._seen_connects = self.feed.connects
+            asyncio.get_running_loop().create_task(self._push_snapshot())
+        kind = data["type"]
+        if kind == "tendermint/event/NewBlock":
+            v = data["value"]
+            self._queue.put_nowait(Heartbeat(now))
+            for e in v["result_begin_block"]["events"] + v["result_end_block"]["events"]:
+                self._apply(e, now)
+        elif kind == "tendermint/event/Tx":
+            res = data["value"]["TxResult"]["result"]
+            if "gas_used" in res:
+                self._observe_gas(res)
+            for e in res["events"]:
+                self._apply(e, now)
+        else:
+            raise ValueError(f"unexpected event type {kind!r}")
+
+    def _observe_gas(self, res: dict[str, Any]) -> None:
+        items = sum(
+            1
+            for e in res["events"]
+            if e["type"].startswith(
+                (
+                    "dex_order_placed",
+                    "dex_order_rejected",
+                    "dex_order_cancelled",
+                    "dex_cancel_rejected",
+                )
+            )
+        )
+        self.gas.observe(items, int(res["gas_used"]))
+
+    async def _push_snapshot(self) -> None:
+        try:
+            self._queue.put_nowait(await self.snapshot())
+        except (RestError, KeyError, ValueError) as e:
+            log.warning("snapshot after reconnect failed: %s", e)
+
+    def _apply(self, e: dict[str, Any], now: int) -> None:
+        a = {x["key"]: x["value"] for x in e["attributes"]}
+        if a.get("contract") != self.market.contract:
+            return
+        kind = e["type"]
+        if kind == "dex_book":
+            levels = tuple(
+                (int(s), self._ticks(p), self._lots(q)) for s, p, q in json.loads(a["levels"])
+            )
+            self._queue.put_nowait(BookDelta(int(a["seq"]), levels, now))
+            return
+        if kind == "dex_trade":
+            self._queue.put_nowait(
+                TradePrint(
+                    self._ticks(a["price"]),
+                    self._lots(a["quantity"]),
+                    Side.BUY if a["aggressor"] == "buy" else Side.SELL,
+                    now,
+                )
+            )
+            return
+        if a.get("account") != self.wallet.address:
+            return
+        if kind == "dex_order_placed":
+            cid, oid = a["client_id"], int(a["order_id"])
+            k = self._known.setdefault(
+                cid, _Known(Side[a["side"].upper()], self._ticks(a["price"]))
+            )
+            k.order_id = oid
+            self._by_order_id[oid] = cid
+            self._queue.put_nowait(OrderAccepted(cid, oid, now))
+            if cid in self._waiting_cancels:
+                asyncio.get_running_loop().create_task(self.submit(OrderBatch()))
+        elif kind == "dex_order_rejected":
+            self._known.pop(a["client_id"], None)
+            self._queue.put_nowait(OrderRejected(a["client_id"], a["reason"], now))
+        elif kind == "dex_order_cancelled":
+            self._forget(a["client_id"])
+            self._queue.put_nowait(OrderCancelled(a["client_id"], self._lots(a["quantity"]), now))
+        elif kind == "dex_cancel_rejected":
+            cid = self._by_order_id.get(int(a["order_id"]))
+            if cid is not None:
+                self._forget(cid)
+                self._queue.put_nowait(CancelRejected(cid, a["reason"], now))
+        elif kind == "dex_order_filled":
+            remaining = self._lots(a["remaining"])
+            fill = Fill(
+                a["fill_id"],
+                a["client_id"],
+                Side[a["side"].upper()],
+                self._ticks(a["price"]),
+                self._lots(a["quantity"]),
+                float(a["fee"]),
+                Liquidity(a["liquidity"]),
+                now,
+            )
+            if remaining == 0:
+                self._forget(a["client_id"])
+            self._queue.put_nowait(OrderFilled(fill, remaining))
+
+    def _forget(self, cid: str) -> None:
+        k = self._known.pop(cid, None)
+        if k is not None and k.order_id is not None:
+            self._by_order_id.pop(k.order_id, None)
