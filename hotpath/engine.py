@@ -74,6 +74,7 @@ class MarketMaker:
         book: L2Book | None = None,
         signal: Signal | None = None,
         order_prefix: str = "fmm",
+        cancel_retry_s: float = 1.0,
     ) -> None:
         self.instrument = instrument
         self.params = quote_params
@@ -85,6 +86,7 @@ class MarketMaker:
         self.risk = RiskEngine(limits, instrument.notional_per_tick_lot)
         self.signal: Signal = signal if signal is not None else NoSignal()
         self.timers = StageTimers()
+        self.cancel_retry_ns = int(cancel_retry_s * 1e9)
         self.stats = CycleStats()
         self.last_signal = (0.0, 0.0)
         self._last_fit_ns = 0
@@ -115,15 +117,18 @@ class MarketMaker:
             self.risk.on_pnl(self.om.position.net_pnl(self.book.mid or fill.price))
 
     # --- control ------------------------------------------------------------------------
-    def halt(self, reason: str) -> OrderBatch:
+    def halt(self, reason: str, now_ns: int = 0) -> OrderBatch:
+        """Kill switch: HALTED, and a batch cancelling every live order. Cancels that are
+        not confirmed are sent again by later cycles, so nothing stays resting."""
         self.risk.halt(reason)
         self._quoted_bid = self._quoted_ask = 0
-        return self.om.cancel_all()
+        return self.om.cancel_all(now_ns)
 
-    def pull_quotes(self) -> OrderBatch:
-        """Cancel everything without changing state (stale feed, shutdown)."""
+    def pull_quotes(self, now_ns: int = 0) -> OrderBatch:
+        """Cancel everything without changing state (stale feed, shutdown); cancels older
+        than the retry interval are sent again."""
         self._quoted_bid = self._quoted_ask = 0
-        return self.om.cancel_all()
+        return self.om.cancel_all(now_ns, self.cancel_retry_ns)
 
     # --- the cycle ----------------------------------------------------------------------
     def cycle(self, now_ns: int, reactive: bool = False) -> OrderBatch:
@@ -182,9 +187,10 @@ class MarketMaker:
         t["quoting"].record(t3 - t2)
 
         cancels, places = om.diff(quotes, self.params.keep_size_tolerance)
+        cancels += om.unconfirmed_cancels(now_ns, self.cancel_retry_ns)
         batch = OrderBatch()
         for o in cancels:
-            batch.cancels.append(om.mark_cancel(o))
+            batch.cancels.append(om.mark_cancel(o, now_ns))
             risk.count_cancel(now_ns)
         t4 = perf_counter_ns()
         exp = om.exposure()

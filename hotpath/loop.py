@@ -101,6 +101,11 @@ class QuoteLoop:
                 )
                 self.reconcile_orphans += len(orphans)
 
+    async def halt(self, reason: str) -> None:
+        """Kill switch from the owner: HALTED and every live order cancelled now."""
+        await self._send(self.mm.halt(reason, time.monotonic_ns()))
+        self._wake.set()
+
     async def _send(self, batch: OrderBatch) -> None:
         if batch:
             self.batches_sent += 1
@@ -149,11 +154,18 @@ class QuoteLoop:
 
     async def _shutdown(self) -> None:
         """Cancel every live order and wait (bounded) until the venue shows none of ours."""
-        await self._send(self.mm.pull_quotes())
+        await self._send(self.mm.pull_quotes(time.monotonic_ns()))
         deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            if not await self.venue.open_orders():
+            try:
+                still_open = await self.venue.open_orders()
+            except Exception:  # venue unreachable: keep trying until the deadline
+                log.warning("venue unreachable while confirming cancels", exc_info=True)
+                continue
+            if not still_open:
+                # the venue is the truth: nothing of ours rests there any more
+                self.mm.om.reconcile([], time.monotonic_ns(), pending_timeout_s=0.0)
                 return
-            await self._send(self.mm.pull_quotes())
+            await self._send(self.mm.pull_quotes(time.monotonic_ns()))
         log.error("orders still open at the venue after shutdown timeout")

@@ -91,19 +91,30 @@ class OrderManager:
         self.live[o.client_id] = o
         return o
 
-    def mark_cancel(self, o: Order) -> CancelOrder:
+    def mark_cancel(self, o: Order, now_ns: int = 0) -> CancelOrder:
         o.state = OrderState.PENDING_CANCEL
+        o.cancel_ns = now_ns
         return CancelOrder(o.client_id, o.venue_id)
 
-    def cancel_all(self) -> OrderBatch:
-        """A batch cancelling every live order not already being cancelled."""
-        return OrderBatch(
-            cancels=[
-                self.mark_cancel(o)
-                for o in list(self.live.values())
-                if o.state is not OrderState.PENDING_CANCEL
-            ]
-        )
+    def unconfirmed_cancels(self, now_ns: int, retry_ns: int) -> list[Order]:
+        """Orders whose cancel went out ``retry_ns`` ago or more and is still unconfirmed:
+        the cancel may have been lost, so it is sent again (cancels are idempotent)."""
+        return [
+            o
+            for o in self.live.values()
+            if o.state is OrderState.PENDING_CANCEL and now_ns - o.cancel_ns >= retry_ns
+        ]
+
+    def cancel_all(self, now_ns: int = 0, retry_ns: int | None = None) -> OrderBatch:
+        """A batch cancelling every live order; orders already being cancelled are included
+        again only when their cancel is older than ``retry_ns``."""
+        out = []
+        for o in list(self.live.values()):
+            if o.state is not OrderState.PENDING_CANCEL or (
+                retry_ns is not None and now_ns - o.cancel_ns >= retry_ns
+            ):
+                out.append(self.mark_cancel(o, now_ns))
+        return OrderBatch(cancels=out)
 
     @staticmethod
     def to_place(o: Order) -> PlaceOrder:

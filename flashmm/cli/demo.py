@@ -1,82 +1,192 @@
-"""``flashmm demo``: paper-trade every configured market on the in-process simulated venue."""
+"""``flashmm demo``: the platform on one machine. Starts the localnet and one hot-path
+process per configured market, trades over loopback, and every second shows each hot path's
+view next to the chain's (open orders and balances). Ctrl-C or ``--duration`` stops the hot
+paths (they cancel everything), checks the chain holds none of our orders, then stops the
+localnet.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
+import sys
 import time
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
 
 from flashmm.config import Settings
 
 
-def run_demo(
-    settings: Settings, duration: float | None, seed: int | None, metrics_port: int = 0
-) -> int:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(_demo(settings, duration, seed, metrics_port))
-    else:
-        uvloop.run(_demo(settings, duration, seed, metrics_port))
-    return 0
+def run_platform_demo(settings: Settings, duration: float | None, config: str | None) -> int:
+    return asyncio.run(_demo(settings, duration, config))
 
 
-async def _demo(
-    settings: Settings, duration: float | None, seed: int | None, metrics_port: int
-) -> None:
-    from flashmm.sim.inprocess import InProcessVenue
-    from hotpath.engine import MarketMaker
-    from hotpath.loop import LoopConfig, QuoteLoop
-    from hotpath.status import status_line
+class _Proc:
+    """A child process whose stdout is JSON lines; keeps the latest object."""
 
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+        self.latest: dict[str, Any] = {}
+        self.first = asyncio.get_running_loop().create_future()
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            self.latest = obj
+            if not self.first.done():
+                self.first.set_result(obj)
+        if not self.first.done():
+            self.first.set_exception(RuntimeError(f"{self.name} exited before it was ready"))
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.reader, 2.0)
+
+
+async def _spawn(name: str, args: list[str], env: dict[str, str]) -> _Proc:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "flashmm.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=None,
+    )
+    return _Proc(name, proc)
+
+
+async def _demo(settings: Settings, duration: float | None, config: str | None) -> int:
+    env = dict(os.environ)
+    if config:
+        env["FLASHMM_CONFIG"] = config
+    env.setdefault("FLASHMM_LOG_LEVEL", "WARNING")
+    children: list[_Proc] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loops: list[QuoteLoop] = []
-    for i, m in enumerate(settings.markets):
-        inst = m.instrument()
-        start = inst.price_to_ticks(m.start_price)
-        base_seed = settings.sim.market.get("seed", 7) if seed is None else seed
-        params = settings.sim.market_params(seed=int(base_seed) + i, start_price=start)
-        venue = InProcessVenue(inst, params, settings.sim.venue_params())
-        mm = MarketMaker(
-            inst, settings.quote_params(), settings.risk_limits(), order_prefix=f"demo{i}"
-        )
-        loops.append(QuoteLoop(mm, venue, LoopConfig(quote_hz=settings.hotpath.quote_hz)))
-    if metrics_port:
-        from prometheus_client import REGISTRY, start_http_server
-
-        from hotpath.metrics import HotPathCollector
-
-        REGISTRY.register(HotPathCollector(lambda: [ql.mm for ql in loops]))
-        start_http_server(metrics_port, addr="127.0.0.1")
-        print(f"metrics: http://127.0.0.1:{metrics_port}/metrics", flush=True)
-    print(
-        f"flashmm demo: {len(loops)} market(s) on the in-process simulated venue; Ctrl-C to stop",
-        flush=True,
-    )
-    tasks = [asyncio.create_task(ql.run(stop)) for ql in loops]
-    t0 = time.monotonic()
+    node = await _spawn("localnet", ["localnet", "--rest-port", "0", "--rpc-port", "0"], env)
     try:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.hotpath.status_interval_s)
-            elapsed = time.monotonic() - t0
-            for ql in loops:
-                print(status_line(ql.mm.status(), ql.mm.instrument, elapsed), flush=True)
-            if duration is not None and elapsed >= duration:
-                stop.set()
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-        for ql in loops:
-            await ql.venue.close()
-    for ql in loops:
-        pos = ql.mm.om.position
+        ready = await asyncio.wait_for(node.first, 30)
+        rest, rpc = ready["rest"], ready["rpc"]
         print(
-            f"{ql.mm.instrument.symbol}: stopped; fills {pos.fill_count}, "
-            f"net PnL {pos.net_pnl(ql.mm.book.mid):+.4f} {ql.mm.instrument.quote}, "
-            f"open orders left {len(ql.mm.om.live)}"
+            f"flashmm demo: localnet {ready['chain_id']} at {rest} (RPC {rpc}); "
+            f"{len(settings.markets)} market(s); Ctrl-C to stop",
+            flush=True,
+        )
+        hp_env = {
+            **env,
+            "FLASHMM_VENUE__REST_URLS": json.dumps([rest]),
+            "FLASHMM_VENUE__WS_URLS": json.dumps([rpc]),
+            "FLASHMM_VENUE__CHAIN_ID": ready["chain_id"],
+            "FLASHMM_VENUE__KIND": "sei",
+        }
+        for m in settings.markets:
+            children.append(
+                await _spawn(m.symbol, ["hotpath", "--market", m.symbol, "--json"], hp_env)
+            )
+        address = _trader_address(settings)
+        t0 = time.monotonic()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.hotpath.status_interval_s)
+                if any(c.proc.returncode is not None for c in children):
+                    print("flashmm demo: a hot path exited; stopping", file=sys.stderr)
+                    break
+                await _show(http, rest, address, settings, children, time.monotonic() - t0)
+                if duration is not None and time.monotonic() - t0 >= duration:
+                    break
+            for c in children:  # hot paths first: they cancel their orders on the way out
+                await c.stop()
+            left = await _chain_open_orders(http, rest, address, settings)
+        for c in children:
+            last = c.latest
+            print(
+                f"{c.name}: stopped; fills {last.get('fills', 0)}, net PnL "
+                f"{last.get('net_pnl', 0.0):+.4f}, open orders left on chain "
+                f"{left.get(c.name, 0)}",
+                flush=True,
+            )
+        return 0 if all(n == 0 for n in left.values()) else 1
+    finally:
+        for c in children:
+            await c.stop()
+        await node.stop()
+
+
+def _trader_address(settings: Settings) -> str:
+    from flashmm.venue.sei.wallet import Wallet
+
+    return Wallet.from_mnemonic(settings.venue.mnemonic(settings.environment)).address
+
+
+async def _chain_open_orders(
+    http: aiohttp.ClientSession, rest: str, address: str, settings: Settings
+) -> dict[str, int]:
+    out = {}
+    for m in settings.markets:
+        url = f"{rest}/sei-protocol/seichain/dex/get_orders/{m.contract_address()}/{address}"
+        try:
+            async with http.get(url) as r:
+                out[m.symbol] = len((await r.json())["orders"])
+        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+            out[m.symbol] = -1
+    return out
+
+
+async def _show(
+    http: aiohttp.ClientSession,
+    rest: str,
+    address: str,
+    settings: Settings,
+    children: list[_Proc],
+    elapsed: float,
+) -> None:
+    chain_orders = await _chain_open_orders(http, rest, address, settings)
+    try:
+        async with http.get(f"{rest}/cosmos/bank/v1beta1/balances/{address}") as r:
+            bal = {b["denom"]: int(b["amount"]) for b in (await r.json())["balances"]}
+    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+        bal = {}
+    for c, m in zip(children, settings.markets, strict=True):
+        st = c.latest
+        if not st:
+            print(f"[{elapsed:6.1f}s] {m.symbol:<9} starting...", flush=True)
+            continue
+        tick = m.tick_size
+
+        def px(t: int, tick: Decimal = tick) -> str:
+            return f"{t * tick:.4f}" if t else "-"
+
+        price_denom, asset_denom = m.denoms()
+        print(
+            f"[{elapsed:6.1f}s] {m.symbol:<9} {st['state']:<8} mkt {px(st['best_bid'])}/"
+            f"{px(st['best_ask'])} ours {px(st['our_bid'])}/{px(st['our_ask'])} "
+            f"pos {st['position_lots']:+d} rPnL {st['realized']:+.3f} uPnL "
+            f"{st['unrealized']:+.3f} fills {st['fills']} cycle p50/p99 "
+            f"{st['cycle_p50_us']:.0f}/{st['cycle_p99_us']:.0f}µs | chain: open "
+            f"{chain_orders.get(m.symbol, '?')} {asset_denom} "
+            f"{bal.get(asset_denom, 0) / 1e6:,.2f} {price_denom} "
+            f"{bal.get(price_denom, 0) / 1e6:,.2f}",
+            flush=True,
         )

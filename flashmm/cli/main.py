@@ -26,9 +26,15 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
-        help="paper-trade the simulated market with a live status",
-        description="Run the market maker against the in-process simulated "
-        "venue, printing status every second until Ctrl-C or --duration.",
+        help="run the platform on this machine: localnet + one hot path per market",
+        description="Start the local Sei dex exchange and one hot-path process per "
+        "configured market, trading over loopback, with a live status every second until "
+        "Ctrl-C or --duration. With --sim, run in one process on the simulator instead.",
+    )
+    d.add_argument(
+        "--sim",
+        action="store_true",
+        help="in-process simulated venue (no localnet, no extra processes)",
     )
     d.add_argument(
         "--duration",
@@ -37,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
-    d.add_argument("--seed", type=int, default=None, help="seed of the simulated market")
+    d.add_argument("--seed", type=int, default=None, help="seed of the simulated market (--sim)")
     d.add_argument(
         "--metrics-port",
         type=int,
@@ -45,6 +51,33 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="serve Prometheus /metrics on 127.0.0.1:PORT (default: off)",
     )
+
+    h = sub.add_parser(
+        "hotpath",
+        help="run one market's quote loop against the configured venue",
+        description="Run the hot path for one market until SIGINT/SIGTERM or --duration; "
+        "on stop it cancels every order and confirms none remain.",
+    )
+    h.add_argument("--market", required=True, metavar="SYMBOL", help="e.g. SEI/USDC")
+    h.add_argument("--duration", type=float, default=None, metavar="SECONDS")
+    h.add_argument("--json", action="store_true", help="status as JSON lines")
+    h.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus /metrics on 127.0.0.1:PORT (default: off)",
+    )
+
+    ln = sub.add_parser(
+        "localnet",
+        help="run the local Sei dex exchange on loopback",
+        description="Serve the Sei dex protocol subset (REST + Tendermint RPC WebSocket) "
+        "for every configured market, with a seeded background market, until stopped.",
+    )
+    ln.add_argument("--rest-port", type=int, default=None, help="0 picks a free port")
+    ln.add_argument("--rpc-port", type=int, default=None, help="0 picks a free port")
+    ln.add_argument("--state-file", default=None, help="persist accounts across restarts")
 
     b = sub.add_parser(
         "backtest",
@@ -82,7 +115,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from flashmm.cli.demo import run_demo
+    if not args.sim:
+        from flashmm.cli.demo import run_platform_demo
+
+        return run_platform_demo(load_settings(args.config), args.duration, args.config)
+    from flashmm.cli.demo_sim import run_demo
 
     return run_demo(
         load_settings(args.config),
@@ -90,6 +127,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         metrics_port=args.metrics_port,
     )
+
+
+def _cmd_hotpath(args: argparse.Namespace) -> int:
+    from flashmm.cli.hotpath import run_hotpath
+
+    return run_hotpath(
+        load_settings(args.config), args.market, args.duration, args.json, args.metrics_port
+    )
+
+
+def _cmd_localnet(args: argparse.Namespace) -> int:
+    from flashmm.cli.localnet import run_localnet
+
+    return run_localnet(load_settings(args.config), args.rest_port, args.rpc_port, args.state_file)
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
@@ -118,6 +169,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _cmd_demo,
+    "hotpath": _cmd_hotpath,
+    "localnet": _cmd_localnet,
     "backtest": _cmd_backtest,
     "research": _cmd_research,
     "config": _cmd_config,

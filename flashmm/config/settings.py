@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from flashmm.config.quoting import QuoteParams
 from flashmm.config.risk import RiskLimits
+from flashmm.config.venue import LocalnetSettings, VenueSettings
 from flashmm.domain.instrument import Instrument
 from flashmm.sim.params import MarketParams, VenueParams
 
@@ -44,6 +45,19 @@ class MarketSettings(BaseModel):
     maker_fee_bps: Decimal = Decimal("-0.5")
     taker_fee_bps: Decimal = Decimal("2.5")
     start_price: Decimal = Decimal("0.5")
+    price_denom: str | None = None  # default: "u" + quote, lower case
+    asset_denom: str | None = None  # default: "u" + base, lower case
+    contract: str | None = None  # default: derived from the symbol
+
+    def denoms(self) -> tuple[str, str]:
+        """(price denom, asset denom)."""
+        base, _, quote = self.symbol.partition("/")
+        return self.price_denom or f"u{quote.lower()}", self.asset_denom or f"u{base.lower()}"
+
+    def contract_address(self) -> str:
+        from flashmm.venue.sei.wallet import contract_address
+
+        return self.contract or contract_address(self.symbol)
 
     @field_validator("symbol")
     @classmethod
@@ -164,9 +178,28 @@ class Settings(BaseSettings):
 
     environment: str = Field("dev", pattern=r"^(dev|test|staging|prod)$")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
-    markets: list[MarketSettings] = Field(default_factory=lambda: [MarketSettings()])
+    markets: list[MarketSettings] = Field(
+        default_factory=lambda: [
+            MarketSettings(),
+            MarketSettings(
+                symbol="ATOM/USDC",
+                tick_size=Decimal("0.001"),
+                lot_size=Decimal("0.1"),
+                start_price=Decimal("8.0"),
+            ),
+        ]
+    )
     hotpath: HotPathSettings = Field(default_factory=HotPathSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    venue: VenueSettings = Field(default_factory=VenueSettings)
+    localnet: LocalnetSettings = Field(default_factory=LocalnetSettings)
+
+    def market(self, symbol: str) -> MarketSettings:
+        for m in self.markets:
+            if m.symbol == symbol:
+                return m
+        known = ", ".join(m.symbol for m in self.markets)
+        raise ConfigError(f"unknown market {symbol!r} (configured: {known})")
 
     @field_validator("markets")
     @classmethod

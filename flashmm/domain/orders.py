@@ -68,6 +68,7 @@ class Order:
     venue_id: int | None = None
     level: int = 0
     created_ns: int = 0
+    cancel_ns: int = 0  # when the last cancel for it was sent
     reject_reason: str = ""
 
     @property

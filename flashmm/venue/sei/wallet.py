@@ -59,6 +59,12 @@ def dev_mnemonic(name: str) -> str:
     return str(entropy_to_mnemonic(hashlib.sha256(f"flashmm-dev/{name}".encode()).digest()[:16]))
 
 
+def contract_address(symbol: str) -> str:
+    """A stable ``sei1...`` contract address for a market on the localnet."""
+    digest = hashlib.sha256(f"flashmm-dex/{symbol}".encode()).digest()
+    return str(Address(digest[:20], prefix=PREFIX))
+
+
 def valid_address(text: str) -> bool:
     """True for a well-formed ``sei1...`` address of 20 bytes."""
     try:

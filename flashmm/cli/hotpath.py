@@ -1,0 +1,96 @@
+"""``flashmm hotpath``: run one market's quote loop against the configured venue until
+SIGINT/SIGTERM (or ``--duration``), printing a status line (or JSON) every interval."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+
+from flashmm.config import Settings
+
+
+def run_hotpath(
+    settings: Settings, symbol: str, duration: float | None, as_json: bool, metrics_port: int = 0
+) -> int:
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        asyncio.run(_run(settings, symbol, duration, as_json, metrics_port))
+    else:
+        uvloop.run(_run(settings, symbol, duration, as_json, metrics_port))
+    return 0
+
+
+async def _run(
+    settings: Settings, symbol: str, duration: float | None, as_json: bool, metrics_port: int
+) -> None:
+    from flashmm.venue.factory import make_venue
+    from hotpath.engine import MarketMaker
+    from hotpath.loop import LoopConfig, QuoteLoop
+    from hotpath.status import status_line
+
+    m = settings.market(symbol)
+    inst = m.instrument()
+    venue = make_venue(settings, symbol)
+    prefix = "".join(ch for ch in symbol.lower() if ch.isalnum())[:8]
+    mm = MarketMaker(
+        inst,
+        settings.quote_params(),
+        settings.risk_limits(),
+        order_prefix=f"{prefix}-{int(time.time())}",
+    )
+    ql = QuoteLoop(mm, venue, LoopConfig(quote_hz=settings.hotpath.quote_hz))
+    if metrics_port:
+        from prometheus_client import REGISTRY, start_http_server
+
+        from hotpath.metrics import HotPathCollector
+
+        REGISTRY.register(HotPathCollector(lambda: [mm]))
+        start_http_server(metrics_port, addr="127.0.0.1")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(ql.run(stop))
+    t0 = time.monotonic()
+    try:
+        while not stop.is_set() and not task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.hotpath.status_interval_s)
+            st = mm.status()
+            st["open_orders"] = len(mm.om.live)
+            st["elapsed_s"] = time.monotonic() - t0
+            st["venue_batches"] = ql.batches_sent
+            print(json.dumps(st) if as_json else status_line(st, inst, st["elapsed_s"]), flush=True)
+            if duration is not None and time.monotonic() - t0 >= duration:
+                stop.set()
+    finally:
+        stop.set()
+        await task
+        await venue.close()
+    pos = mm.om.position
+    final = {
+        "event": "stopped",
+        "symbol": symbol,
+        "fills": pos.fill_count,
+        "position_lots": pos.lots,
+        "net_pnl": pos.net_pnl(mm.book.mid) if mm.book.mid else pos.realized - pos.fees,
+        "open_orders": len(mm.om.live),
+    }
+    print(
+        json.dumps(final)
+        if as_json
+        else f"{symbol}: stopped; fills {pos.fill_count}, net PnL {final['net_pnl']:+.4f} "
+        f"{inst.quote}, open orders left {len(mm.om.live)}",
+        flush=True,
+    )
