@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.e2e import bench_e2e
 from flashmm.domain.instrument import SEI_USDC
 from flashmm.sim.core import SimVenueCore
 from flashmm.sim.market import SimMarket
@@ -130,14 +130,54 @@ def bench_backtest(minutes: float = 30.0) -> dict[str, float]:
 
 
 def bench_rss(duration: float = 20.0) -> dict[str, float]:
-    """Peak resident memory of a running hot path (the demo process, one market)."""
-    subprocess.run(
-        [sys.executable, "-m", "flashmm.cli", "demo", "--duration", str(duration)],
-        check=True,
-        stdout=subprocess.DEVNULL,
+    """Peak resident memory of one hot-path process trading on a localnet process."""
+    import os
+
+    node = subprocess.Popen(
+        [sys.executable, "-m", "flashmm.cli", "localnet", "--rest-port", "0", "--rpc-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
-    kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"hotpath.rss_mb": kb / 1024}
+    try:
+        assert node.stdout is not None
+        ready = json.loads(node.stdout.readline())
+        env = {
+            **os.environ,
+            "FLASHMM_VENUE__REST_URLS": json.dumps([ready["rest"]]),
+            "FLASHMM_VENUE__WS_URLS": json.dumps([ready["rpc"]]),
+        }
+        hp = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flashmm.cli",
+                "hotpath",
+                "--market",
+                "SEI/USDC",
+                "--duration",
+                str(duration),
+                "--json",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        peak_kb = 0
+        while hp.poll() is None:
+            try:
+                with open(f"/proc/{hp.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak_kb = max(peak_kb, int(line.split()[1]))
+            except FileNotFoundError:
+                break
+            time.sleep(0.5)
+        hp.wait()
+    finally:
+        node.terminate()
+        node.wait()
+    return {"hotpath.rss_mb": peak_kb / 1024}
 
 
 def main() -> None:
@@ -156,6 +196,7 @@ def main() -> None:
         ("book", lambda: bench_book(60 if q else 900)),
         ("backtest", lambda: bench_backtest(2 if q else 30)),
         ("rss", lambda: bench_rss(3 if q else 20)),
+        ("e2e", lambda: bench_e2e(5 if q else 30)),
     ):
         t0 = time.perf_counter()
         figures = fn()

@@ -87,6 +87,7 @@ class FeedClient:
         self.connected = asyncio.Event()
         self.endpoint: str | None = None
         self.last_event = 0.0
+        self.frame_ns = 0  # arrival time of the frame being handled (monotonic ns)
         self.connects = 0
         self.failovers = 0
         self.malformed = 0
@@ -157,6 +158,7 @@ class FeedClient:
                     log.warning("feed %s: stale (no event for %.1fs)", url, cfg.stale_after_s)
                     return False
                 if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.frame_ns = time.monotonic_ns()
                     if self._handle(msg.data):
                         delivered = True
                         self.last_event = time.monotonic()

@@ -286,7 +286,7 @@ class SeiVenue:
 
     def _on_event(self, result: dict[str, Any]) -> None:
         data = result["data"]
-        now = time.monotonic_ns()
+        now = self.feed.frame_ns or time.monotonic_ns()  # when the frame arrived
         if self.feed.connects != self._seen_connects:  # new connection: book must resync
             self._seen_connects = self.feed.connects
             asyncio.get_running_loop().create_task(self._push_snapshot())
