@@ -54,6 +54,7 @@ class QuoteLoop:
         self.malformed = 0
         self.batches_sent = 0
         self.reconcile_orphans = 0
+        self.venue_errors = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Quote until ``stop`` is set, then cancel everything and wait for confirmation."""
@@ -83,8 +84,6 @@ class QuoteLoop:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             reactive, self._reactive = self._reactive, False
-            if not self.feed.ready:
-                await self._resync()
             now = loop.time()
             if now >= next_at:
                 next_at += period
@@ -93,13 +92,22 @@ class QuoteLoop:
                 reactive = False
             elif not reactive:
                 continue
-            await self._send(self.mm.cycle(time.monotonic_ns(), reactive=reactive))
+            try:
+                await self._step(reactive, now >= next_reconcile)
+            except Exception:  # the venue is down or misbehaving: keep the loop alive
+                self.venue_errors += 1
+                log.warning("venue call failed; retrying next cycle", exc_info=True)
             if now >= next_reconcile:
                 next_reconcile = now + self.cfg.reconcile_every_s
-                orphans, _ = self.mm.om.reconcile(
-                    await self.venue.open_orders(), time.monotonic_ns()
-                )
-                self.reconcile_orphans += len(orphans)
+
+    async def _step(self, reactive: bool, reconcile: bool) -> None:
+        """One cycle: resync the book if needed, quote, and now and then reconcile."""
+        if not self.feed.ready:
+            await self._resync()
+        await self._send(self.mm.cycle(time.monotonic_ns(), reactive=reactive))
+        if reconcile:
+            orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
+            self.reconcile_orphans += len(orphans)
 
     async def halt(self, reason: str) -> None:
         """Kill switch from the owner: HALTED and every live order cancelled now."""

@@ -47,7 +47,6 @@ from flashmm.venue.sei.tx import (
     MarketRef,
     build_tx,
     cancel_msg,
-    parse_order_data,
     place_msg,
 )
 from flashmm.venue.sei.wallet import Wallet
@@ -148,11 +147,7 @@ class SeiVenue:
             raise RestError(f"open orders query failed: {status} {data}")
         out = []
         for o in data["orders"]:
-            cid, _ = (
-                parse_order_data(o["data"])
-                if "po" in o["data"]
-                else (json.loads(o["data"])["cid"], False)
-            )
+            cid = str(json.loads(o["data"])["cid"])
             side = Side.BUY if o["positionDirection"] == "LONG" else Side.SELL
             out.append(
                 OpenOrder(
@@ -167,6 +162,15 @@ class SeiVenue:
     async def submit(self, batch: OrderBatch) -> None:
         async with self._lock:
             await self._resolve_unsure()
+            if self._unsure is not None:
+                # the last broadcast's fate is unknown and the venue is unreachable: new
+                # orders cannot go out now; say so at once rather than leave them in flight
+                now = time.monotonic_ns()
+                for p in batch.places:
+                    self._queue.put_nowait(OrderRejected(p.client_id, "venue unreachable", now))
+                for c in batch.cancels:
+                    self._waiting_cancels[c.client_id] = c
+                return
             for c in batch.cancels:
                 self._waiting_cancels[c.client_id] = c
             cancels = self._ready_cancels()
