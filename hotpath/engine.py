@@ -44,6 +44,10 @@ class CycleStats:
     quotes_sent: int = 0
     cancels_sent: int = 0
     fills: int = 0
+    placed_buy: int = 0
+    placed_sell: int = 0
+    fills_buy: int = 0
+    fills_sell: int = 0
     quoted_spread_sum: float = 0.0
     quoted_spread_n: int = 0
     market_spread_sum: float = 0.0
@@ -114,6 +118,10 @@ class MarketMaker:
     def on_fill(self, fill: Fill) -> None:
         if self.om.on_fill(fill):
             self.stats.fills += 1
+            if fill.side > 0:
+                self.stats.fills_buy += 1
+            else:
+                self.stats.fills_sell += 1
             self.risk.on_pnl(self.om.position.net_pnl(self.book.mid or fill.price))
 
     # --- control ------------------------------------------------------------------------
@@ -200,6 +208,10 @@ class MarketMaker:
                 continue
             o = om.new_order(q, now_ns)
             batch.places.append(om.to_place(o))
+            if q.side > 0:
+                st.placed_buy += 1
+            else:
+                st.placed_sell += 1
             exp = om.exposure()
         for o in om.live.values():
             if o.state is OrderState.PENDING_CANCEL:

@@ -1,11 +1,13 @@
-"""Prometheus exposition of the hot path's stage latencies and trading counters.
+"""Prometheus exposition of the hot path: PnL, fees, spread improvement, fills and orders
+per side, fill rate, position utilisation, risk state, market-data age and stage latencies.
 
-The quote loop records into its own cheap histograms (``hotpath.latency``); this collector
-converts them to Prometheus histograms only when scraped, so the loop never takes a lock.
+The quote loop records into its own cheap structures; this collector turns them into
+``flashmm_*`` metrics only when scraped, so the loop never takes a lock.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client.core import (
@@ -18,6 +20,24 @@ from prometheus_client.registry import Collector
 
 from hotpath.engine import MarketMaker
 from hotpath.latency import BUCKETS_NS, LatencyHistogram
+from hotpath.risk import TradingState
+
+# every metric name this collector exports (dashboards and alerts are checked against it)
+EXPORTED = (
+    "flashmm_hotpath_stage_latency_seconds",
+    "flashmm_pnl_total_usdc",
+    "flashmm_pnl_daily_usdc",
+    "flashmm_maker_fees_usdc",
+    "flashmm_spread_improvement_bps",
+    "flashmm_fill_rate",
+    "flashmm_orders_placed",
+    "flashmm_orders_filled",
+    "flashmm_position_lots",
+    "flashmm_position_utilisation",
+    "flashmm_risk_denials",
+    "flashmm_trading_state",
+    "flashmm_market_data_age_seconds",
+)
 
 
 def _buckets(h: LatencyHistogram) -> list[tuple[str, float]]:
@@ -31,7 +51,7 @@ def _buckets(h: LatencyHistogram) -> list[tuple[str, float]]:
 
 
 class HotPathCollector(Collector):
-    """Exposes every registered market maker's figures under ``flashmm_*`` names."""
+    """Exposes every registered market maker's figures."""
 
     def __init__(self, makers: Callable[[], Iterable[MarketMaker]]) -> None:
         self._makers = makers
@@ -42,22 +62,89 @@ class HotPathCollector(Collector):
             "Hot-path stage latency per quote cycle",
             labels=["market", "stage"],
         )
-        fills = CounterMetricFamily("flashmm_fills", "Fills received", labels=["market"])
-        placed = CounterMetricFamily("flashmm_orders_placed", "Orders sent", labels=["market"])
+        pnl = GaugeMetricFamily(
+            "flashmm_pnl_total_usdc", "Net PnL since start (USDC)", labels=["market"]
+        )
+        daily = GaugeMetricFamily(
+            "flashmm_pnl_daily_usdc", "Net PnL since the daily reset", labels=["market"]
+        )
+        fees = GaugeMetricFamily(
+            "flashmm_maker_fees_usdc",
+            "Trading fees paid (negative: rebates earned)",
+            labels=["market"],
+        )
+        impr = GaugeMetricFamily(
+            "flashmm_spread_improvement_bps",
+            "Market spread minus our quoted spread (bps)",
+            labels=["market"],
+        )
+        fill_rate = GaugeMetricFamily(
+            "flashmm_fill_rate", "Fills per order placed", labels=["market"]
+        )
+        placed = CounterMetricFamily(
+            "flashmm_orders_placed", "Orders sent", labels=["market", "side"]
+        )
+        filled = CounterMetricFamily(
+            "flashmm_orders_filled", "Fills received", labels=["market", "side"]
+        )
+        pos = GaugeMetricFamily("flashmm_position_lots", "Net position (lots)", labels=["market"])
+        util = GaugeMetricFamily(
+            "flashmm_position_utilisation",
+            "|position notional| / position limit",
+            labels=["market"],
+        )
         denials = CounterMetricFamily(
             "flashmm_risk_denials", "Pre-trade risk denials", labels=["market", "reason"]
         )
-        pos = GaugeMetricFamily("flashmm_position_lots", "Net position", labels=["market"])
-        pnl = GaugeMetricFamily("flashmm_pnl_total_usdc", "Net PnL (USDC)", labels=["market"])
+        state = GaugeMetricFamily(
+            "flashmm_trading_state", "1 for the current trading state", labels=["market", "state"]
+        )
+        age = GaugeMetricFamily(
+            "flashmm_market_data_age_seconds",
+            "Seconds since the last market data",
+            labels=["market"],
+        )
+        now_ns = time.monotonic_ns()
         for mm in self._makers():
             m = mm.instrument.symbol
             for stage, h in mm.timers.stages.items():
                 lat.add_metric([m, stage], _buckets(h), h.total_ns / 1e9)
-            fills.add_metric([m], mm.stats.fills)
-            placed.add_metric([m], mm.stats.quotes_sent)
+            p = mm.om.position
+            mid = mm.book.mid
+            net = p.net_pnl(mid) if mid else p.realized - p.fees
+            pnl.add_metric([m], net)
+            daily.add_metric([m], net - mm.risk.day_start_pnl)
+            fees.add_metric([m], p.fees)
+            st = mm.stats
+            if st.quoted_spread_n:
+                diff_ticks = (st.market_spread_sum - st.quoted_spread_sum) / st.quoted_spread_n
+                impr.add_metric([m], diff_ticks * mm.instrument.tick / mid * 1e4 if mid else 0.0)
+            fill_rate.add_metric([m], st.fills / st.quotes_sent if st.quotes_sent else 0.0)
+            placed.add_metric([m, "buy"], st.placed_buy)
+            placed.add_metric([m, "sell"], st.placed_sell)
+            filled.add_metric([m, "buy"], st.fills_buy)
+            filled.add_metric([m, "sell"], st.fills_sell)
+            pos.add_metric([m], p.lots)
+            limit = mm.risk.limits.max_position_notional
+            util.add_metric([m], p.notional(mid) / limit if mid else 0.0)
             for reason, n in mm.risk.denials.items():
                 denials.add_metric([m, reason.value], n)
-            pos.add_metric([m], mm.om.position.lots)
-            mid = mm.book.mid
-            pnl.add_metric([m], mm.om.position.net_pnl(mid) if mid else 0.0)
-        yield from (lat, fills, placed, denials, pos, pnl)
+            for s in TradingState:
+                state.add_metric([m, s.value], 1.0 if mm.risk.state is s else 0.0)
+            last = mm.risk.last_data_ns
+            age.add_metric([m], (now_ns - last) / 1e9 if last else float("inf"))
+        yield from (
+            lat,
+            pnl,
+            daily,
+            fees,
+            impr,
+            fill_rate,
+            placed,
+            filled,
+            pos,
+            util,
+            denials,
+            state,
+            age,
+        )

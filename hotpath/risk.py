@@ -183,6 +183,10 @@ class RiskEngine:
         """Cancels are never denied, but they use the same rate budget."""
         self._actions.append(now_ns)
 
+    @property
+    def day_start_pnl(self) -> float:
+        return self._day_start_pnl
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "state": self.state.value,

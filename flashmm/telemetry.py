@@ -1,0 +1,32 @@
+"""Process-wide Prometheus metrics shared by every FlashMM process (``flashmm_*`` names).
+
+Background components (store writers, venue adapters, workers) record here directly; the hot
+path's per-cycle figures are exposed by ``hotpath.metrics.HotPathCollector`` at scrape time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_START = time.time()
+
+ERRORS = Counter("flashmm_errors", "Errors by component and type", ["component", "type"])
+OPERATION_LATENCY = Histogram(
+    "flashmm_operation_latency_seconds",
+    "Latency of operations outside the quote cycle (venue broadcast, store writes)",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+)
+WRITER_BACKLOG = Gauge(
+    "flashmm_db_writer_backlog", "Records waiting to be written (memory + journal)", ["store"]
+)
+STORE_UP = Gauge("flashmm_store_up", "1 if the store answered its last write", ["store"])
+UPTIME = Gauge("flashmm_uptime_seconds", "Seconds since this process started", ["process"])
+DROPPED = Counter("flashmm_store_dropped", "Records dropped by a lossy store queue", ["store"])
+
+
+def mark_uptime(process: str) -> None:
+    """Make ``flashmm_uptime_seconds{process}`` report live uptime on every scrape."""
+    UPTIME.labels(process).set_function(lambda: time.time() - _START)
