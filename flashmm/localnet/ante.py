@@ -88,8 +88,12 @@ def ante(
         raise TxError(errors.UNAUTHORIZED, "only SIGN_MODE_DIRECT is supported")
     if info.public_key.type_url != _PUBKEY_URL:
         raise TxError(errors.INVALID_PUBKEY, f"unsupported public key {info.public_key.type_url}")
-    key = PubKey.FromString(info.public_key.value).key
-    if address_of(bytes(key)) != signer:
+    try:
+        key = PubKey.FromString(info.public_key.value).key
+        key_address = address_of(bytes(key))
+    except Exception:  # malformed key bytes: ecdsa raises assertion-style errors
+        raise TxError(errors.INVALID_PUBKEY, "malformed secp256k1 public key") from None
+    if key_address != signer:
         raise TxError(errors.INVALID_PUBKEY, "public key does not match the signer address")
     if info.sequence != acct.sequence:
         raise TxError(
@@ -111,7 +115,12 @@ def ante(
         )
     fee = tx.auth_info.fee
     gas_limit = int(fee.gas_limit)
-    paid = sum(int(c.amount) for c in fee.amount if c.denom == FEE_DENOM)
+    try:
+        paid = sum(int(c.amount) for c in fee.amount if c.denom == FEE_DENOM)
+    except ValueError:
+        raise TxError(errors.INSUFFICIENT_FEE, "fee amount must be an integer") from None
+    if paid < 0:
+        raise TxError(errors.INSUFFICIENT_FEE, "fee amount must not be negative")
     required = int((min_gas_price * gas_limit).to_integral_value(rounding="ROUND_CEILING"))
     if paid < required or any(c.denom != FEE_DENOM for c in fee.amount):
         raise TxError(
@@ -124,6 +133,4 @@ def ante(
         )
     if acct.balances.get(FEE_DENOM, 0) < paid:
         raise TxError(errors.INSUFFICIENT_FUNDS, f"insufficient funds to pay fee {paid}{FEE_DENOM}")
-    if acct.pubkey is None:
-        acct.pubkey = bytes(key)
     return tx, acct, paid, gas_limit

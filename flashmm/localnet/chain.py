@@ -23,7 +23,7 @@ from flashmm.localnet.config import LocalnetConfig
 from flashmm.localnet.dex import DexMarket, Event, event
 from flashmm.localnet.errors import TxError
 from flashmm.venue.sei import protos
-from flashmm.venue.sei.tx import DecodedTx, order_fields, parse_order_data, tx_hash
+from flashmm.venue.sei.tx import FEE_DENOM, DecodedTx, order_fields, parse_order_data, tx_hash
 from flashmm.venue.sei.wallet import valid_address
 
 _MAX_RESULTS = 50_000
@@ -95,7 +95,14 @@ class Chain:
             gas,
         )
         self._validate_msgs(tx)
-        acct.balances["usei"] -= fee
+        reserved_fee_denom = sum(m.reserved(acct).get(FEE_DENOM, 0) for m in self.markets.values())
+        if acct.balances.get(FEE_DENOM, 0) - fee < reserved_fee_denom:
+            raise TxError(
+                errors.INSUFFICIENT_FUNDS, f"fee would spend {FEE_DENOM} that open sell orders need"
+            )
+        if acct.pubkey is None:
+            acct.pubkey = _signer_key(tx)
+        acct.balances[FEE_DENOM] = acct.balances.get(FEE_DENOM, 0) - fee
         acct.sequence += 1
         self.mempool.append((h, tx, tx_bytes, acct, gas_limit))
         return h
@@ -238,6 +245,12 @@ class Chain:
         for contract, seen in data.get("seen_clients", {}).items():
             if contract in self.markets:
                 self.markets[contract].seen_clients = {(a, c) for a, c in seen}
+
+
+def _signer_key(tx: DecodedTx) -> bytes:
+    from cosmpy.protos.cosmos.crypto.secp256k1.keys_pb2 import PubKey
+
+    return bytes(PubKey.FromString(tx.auth_info.signer_infos[0].public_key.value).key)
 
 
 def _counts(tx: DecodedTx) -> tuple[int, int]:

@@ -127,7 +127,9 @@ class DexMarket:
         if self.exchange.trades:
             out.extend(
                 self._settle(
-                    self.sim.take_trades(), accounts_by_number, taker=(acct, oid, side, client_id)
+                    self.sim.take_trades(),
+                    accounts_by_number,
+                    taker=(acct, oid, side, client_id, lots),
                 )
             )
         return out
@@ -171,6 +173,18 @@ class DexMarket:
     def open_orders(self, address: str) -> list[ChainOrder]:
         return [o for o in self.orders.values() if o.account.address == address]
 
+    def reserved(self, acct: Account) -> dict[str, int]:
+        """Micro-units the account's open orders in this market need, by denom."""
+        s = self.spec
+        out = {s.price_denom: 0, s.asset_denom: 0}
+        for o in self.orders.values():
+            if o.account is acct:
+                if o.side is Side.BUY:
+                    out[s.price_denom] += o.price * o.lots * s.quote_micro_per_tick_lot
+                else:
+                    out[s.asset_denom] += o.lots * s.base_micro_per_lot
+        return out
+
     def _funds_problem(self, acct: Account, side: Side, price: int, lots: int) -> str | None:
         """Balance must cover this order plus what the account's open orders already need."""
         s = self.spec
@@ -182,7 +196,14 @@ class DexMarket:
                 else:
                     need_base += o.lots * s.base_micro_per_lot
         if side is Side.BUY:
-            need = need_quote + price * lots * s.quote_micro_per_tick_lot
+            notional = price * lots * s.quote_micro_per_tick_lot
+            # a buy may execute as taker: reserve the taker fee too
+            fee = int(
+                (
+                    Decimal(notional) * max(self.inst.taker_fee_bps, Decimal(0)) / 10_000
+                ).to_integral_value(rounding="ROUND_CEILING")
+            )
+            need = need_quote + notional + fee
             if acct.balances.get(s.price_denom, 0) < need:
                 return f"insufficient {s.price_denom} for open buy orders"
         else:
@@ -196,11 +217,12 @@ class DexMarket:
         self,
         trades: list[Trade],
         accounts_by_number: dict[int, Account],
-        taker: tuple[Account, int, Side, str] | None = None,
+        taker: tuple[Account, int, Side, str, int] | None = None,
     ) -> list[Event]:
         s = self.spec
         c = s.contract
         out: list[Event] = []
+        taken = 0  # the taker's lots filled so far in this sweep
         for tr in trades:
             out.append(
                 event(
@@ -230,10 +252,10 @@ class DexMarket:
                 elif tr.maker_oid in self.orders:
                     self.orders[tr.maker_oid].lots = tr.maker_left
             if taker is not None and tr.taker_owner == taker[0].number:
-                acct, oid, side, cid = taker
-                resting = self.orders[oid].lots if oid in self.orders else 0
+                acct, oid, side, cid, lots = taker
+                taken += tr.lots
                 out.append(
-                    self._fill(acct, oid, side, tr.price, tr.lots, resting, cid, maker=False)
+                    self._fill(acct, oid, side, tr.price, tr.lots, lots - taken, cid, maker=False)
                 )
         return out
 

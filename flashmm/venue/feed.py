@@ -102,7 +102,7 @@ class FeedClient:
         return None
 
     def backoff(self, attempt: int) -> float:
-        base = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2**attempt)
+        base = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2 ** min(attempt, 32))
         return float(max(0.0, base * (1 + self.cfg.jitter * (2 * self._rng.random() - 1))))
 
     async def run(self) -> None:

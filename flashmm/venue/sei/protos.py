@@ -105,7 +105,7 @@ def to_sdk_dec(value: Decimal | int | str) -> str:
 
 def from_sdk_dec(text: str) -> Decimal:
     """Parse sdk.Dec wire text back into a decimal; rejects anything but an integer string."""
-    if not text or not text.lstrip("-").isdigit():
+    if not text or not text.isascii() or not text.lstrip("-").isdigit():
         raise ValueError(f"not an sdk.Dec integer string: {text!r}")
     return Decimal(int(text)) / _DEC_SCALE
 

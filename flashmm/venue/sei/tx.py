@@ -69,7 +69,10 @@ def parse_order_data(data: str) -> tuple[str, bool]:
         raise ValueError(f"Order.data is not FlashMM order data: {data[:80]!r}") from e
     if not isinstance(cid, str) or not cid or len(cid) > 64:
         raise ValueError("Order.data cid must be a non-empty string of at most 64 chars")
-    return cid, bool(d.get("po", 0))
+    po = d.get("po", 0)
+    if po not in (0, 1):
+        raise ValueError("Order.data po must be 0 or 1")
+    return cid, po == 1
 
 
 def place_msg(creator: str, m: MarketRef, places: list[PlaceOrder]) -> Any:

@@ -1,0 +1,1 @@
+"""Stores: PostgreSQL (durable records), Redis (hot state), time series (InfluxDB protocol)."""

@@ -1,0 +1,107 @@
+"""The tamper-evident audit log: append-only rows, each carrying the SHA-256 of its content
+and of the entry before it, so any edit, deletion or reordering breaks the chain.
+``verify`` walks the chain and reports the first entry that does not fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+GENESIS = "0" * 64
+_LOCK = 0x415544  # serialises appenders so the chain stays linear
+
+
+def entry_hash(
+    prev_hash: str,
+    ts: str,
+    actor: str,
+    action: str,
+    target: str,
+    params: dict[str, Any],
+    outcome: str,
+    request_id: str,
+) -> str:
+    body = json.dumps(
+        [prev_hash, ts, actor, action, target, params, outcome, request_id],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    ok: bool
+    entries: int
+    first_bad_id: int | None = None
+    reason: str = ""
+
+
+async def append(
+    conn: asyncpg.Connection,
+    actor: str,
+    action: str,
+    target: str,
+    params: dict[str, Any],
+    outcome: str,
+    request_id: str,
+) -> str:
+    """Append one entry (in its own transaction); returns its hash."""
+    ts = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        prev = await conn.fetchval("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        prev = prev or GENESIS
+        h = entry_hash(prev, ts, actor, action, target, params, outcome, request_id)
+        await conn.execute(
+            """INSERT INTO audit_log (ts, actor, action, target, params, outcome, request_id,
+                                      prev_hash, hash)
+               VALUES ($1::text::timestamptz, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)""",
+            ts,
+            actor,
+            action,
+            target,
+            json.dumps(params, sort_keys=True),
+            outcome,
+            request_id,
+            prev,
+            h,
+        )
+    return h
+
+
+async def verify(conn: asyncpg.Connection) -> Verification:
+    """Recompute every hash in id order."""
+    prev = GENESIS
+    n = 0
+    async with conn.transaction():
+        async for r in conn.cursor(
+            "SELECT id, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS ts, "
+            "actor, action, target, params::text AS params, outcome, request_id, prev_hash, "
+            "hash FROM audit_log ORDER BY id"
+        ):
+            n += 1
+            if r["prev_hash"] != prev:
+                return Verification(False, n, r["id"], "prev_hash does not match the entry before")
+            ts = r["ts"] + "+00:00"
+            h = entry_hash(
+                prev,
+                ts,
+                r["actor"],
+                r["action"],
+                r["target"],
+                json.loads(r["params"]),
+                r["outcome"],
+                r["request_id"],
+            )
+            if h != r["hash"]:
+                return Verification(False, n, r["id"], "content does not match its hash")
+            prev = r["hash"]
+    return Verification(True, n)

@@ -1,0 +1,171 @@
+"""Hot state in Redis for the API and dashboards, written in the background.
+
+Keys (as the architecture document lays them out):
+* ``orderbook:{symbol}`` hash: timestamp, sequence, bids_json, asks_json; TTL 10 s;
+* ``positions:{symbol}`` hash: base_balance, quote_balance, position_usdc, last_updated;
+* ``predictions:{symbol}`` list, newest first, capped at 100, TTL 300 s;
+* ``events:{symbol}`` stream (XADD, approximately capped) of live quotes, fills, PnL and risk
+  events for the API's WebSocket.
+
+The hot path only calls the ``put_*`` methods, which replace a pending value or append to a
+bounded queue and return at once. Redis being down means stale dashboards: the writer keeps
+the newest state, drops the oldest events (counted) and reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from flashmm import telemetry
+
+log = logging.getLogger(__name__)
+BOOK_TTL_S = 10
+PREDICTIONS_TTL_S = 300
+PREDICTIONS_CAP = 100
+STREAM_MAXLEN = 10_000
+
+
+class RedisState:
+    def __init__(
+        self, url: str, events_limit: int = 5_000, interval_s: float = 0.1, name: str = "redis"
+    ) -> None:
+        self.url = url
+        self.interval_s = interval_s
+        self.name = name
+        self._books: dict[str, dict[Any, Any]] = {}
+        self._positions: dict[str, dict[Any, Any]] = {}
+        self._predictions: deque[tuple[str, dict[str, Any]]] = deque(maxlen=1_000)
+        self._events: deque[tuple[str, dict[Any, Any]]] = deque(maxlen=events_limit)
+        self._client: aioredis.Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.up = False
+        self.writes = 0
+        self.failures = 0
+
+    # --- the hot path's side (never blocks) --------------------------------------------
+    def put_book(
+        self, symbol: str, seq: int, bids: list[tuple[str, str]], asks: list[tuple[str, str]]
+    ) -> None:
+        self._books[symbol] = {
+            "timestamp": f"{time.time():.6f}",
+            "sequence": str(seq),
+            "bids_json": json.dumps(bids),
+            "asks_json": json.dumps(asks),
+        }
+
+    def put_position(self, symbol: str, base: float, quote: float, position_usdc: float) -> None:
+        self._positions[symbol] = {
+            "base_balance": repr(base),
+            "quote_balance": repr(quote),
+            "position_usdc": repr(position_usdc),
+            "last_updated": f"{time.time():.6f}",
+        }
+
+    def put_prediction(self, symbol: str, prediction: dict[str, Any]) -> None:
+        self._predictions.append((symbol, prediction))
+
+    def put_event(self, symbol: str, kind: str, data: dict[str, Any]) -> None:
+        if len(self._events) == self._events.maxlen:
+            telemetry.DROPPED.labels(self.name).inc()
+        self._events.append(
+            (
+                symbol,
+                {
+                    "type": kind,
+                    "ts": f"{time.time():.6f}",
+                    "data": json.dumps(data, separators=(",", ":")),
+                },
+            )
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="redis-state")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(self._flush(), 1.0)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._client.aclose()
+
+    async def _run(self) -> None:
+        delay = self.interval_s
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._flush()
+                delay = self.interval_s
+                self._set_up(True)
+            except (RedisError, OSError, TimeoutError) as e:
+                self.failures += 1
+                telemetry.ERRORS.labels(self.name, type(e).__name__).inc()
+                if self.up or self.failures == 1:
+                    log.warning("redis unavailable (%s); hot state is stale until it returns", e)
+                self._set_up(False)
+                delay = min(2.0, delay * 2)
+
+    def _set_up(self, up: bool) -> None:
+        self.up = up
+        telemetry.STORE_UP.labels(self.name).set(1 if up else 0)
+
+    async def _flush(self) -> None:
+        if not (self._books or self._positions or self._predictions or self._events):
+            if self._client is None:
+                self._client = aioredis.from_url(
+                    self.url, socket_timeout=1.0, socket_connect_timeout=1.0
+                )
+            await self._client.ping()
+            return
+        if self._client is None:
+            self._client = aioredis.from_url(
+                self.url, socket_timeout=1.0, socket_connect_timeout=1.0
+            )
+        books, self._books = self._books, {}
+        positions, self._positions = self._positions, {}
+        preds = list(self._predictions)
+        events = list(self._events)
+        t0 = time.perf_counter()
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for sym, h in books.items():
+                pipe.hset(f"orderbook:{sym}", mapping=h)
+                pipe.expire(f"orderbook:{sym}", BOOK_TTL_S)
+            for sym, h in positions.items():
+                pipe.hset(f"positions:{sym}", mapping=h)
+            for sym, p in preds:
+                key = f"predictions:{sym}"
+                pipe.lpush(key, json.dumps(p, separators=(",", ":")))
+                pipe.ltrim(key, 0, PREDICTIONS_CAP - 1)
+                pipe.expire(key, PREDICTIONS_TTL_S)
+            for sym, e in events:
+                pipe.xadd(f"events:{sym}", e, maxlen=STREAM_MAXLEN, approximate=True)
+            await pipe.execute()
+        except BaseException:
+            # keep the newest state for the next try (unless something newer arrived)
+            for sym, h in books.items():
+                self._books.setdefault(sym, h)
+            for sym, h in positions.items():
+                self._positions.setdefault(sym, h)
+            raise
+        for _ in preds:
+            self._predictions.popleft()
+        for _ in events:
+            self._events.popleft()
+        self.writes += 1
+        telemetry.OPERATION_LATENCY.labels("redis_write").observe(time.perf_counter() - t0)
