@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench backtest clean venv
+.PHONY: demo test lint typecheck unit bench backtest clean venv deps
 
 venv: $(STAMP)
 
@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m flashmm.venue.sei.protos >/dev/null
 	touch $(STAMP)
 
-demo: $(STAMP)
+deps:
+	@scripts/system-deps.sh
+
+demo: $(STAMP) deps
 	$(BIN)/flashmm demo $(ARGS)
 
 lint: $(STAMP)
@@ -27,12 +30,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy flashmm hotpath
 
-unit: $(STAMP)
-	$(BIN)/pytest -n auto -q
+# starts PostgreSQL/Redis/VictoriaMetrics on loopback if they are not running, and stops
+# afterwards the ones it started
+unit: $(STAMP) deps
+	@before=$$($(BIN)/flashmm services status); \
+	$(BIN)/flashmm services up >/dev/null || exit 1; \
+	$(BIN)/pytest -n auto -q; rc=$$?; \
+	if [ "$$before" = '{"postgres": false, "redis": false, "victoria-metrics": false}' ]; then \
+	  $(BIN)/flashmm services down >/dev/null; fi; \
+	exit $$rc
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) deps
 	$(BIN)/python -m bench.run --out bench/results.json
 
 backtest: $(STAMP)

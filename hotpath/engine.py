@@ -115,14 +115,17 @@ class MarketMaker:
         self.features.on_trade(lots, aggressor, ts_ns)
         self.intensity.on_trade(price, self.book.mid, ts_ns)
 
-    def on_fill(self, fill: Fill) -> None:
-        if self.om.on_fill(fill):
-            self.stats.fills += 1
-            if fill.side > 0:
-                self.stats.fills_buy += 1
-            else:
-                self.stats.fills_sell += 1
-            self.risk.on_pnl(self.om.position.net_pnl(self.book.mid or fill.price))
+    def on_fill(self, fill: Fill) -> bool:
+        """Apply a fill once; False for a duplicate (already applied)."""
+        if not self.om.on_fill(fill):
+            return False
+        self.stats.fills += 1
+        if fill.side > 0:
+            self.stats.fills_buy += 1
+        else:
+            self.stats.fills_sell += 1
+        self.risk.on_pnl(self.om.position.net_pnl(self.book.mid or fill.price))
+        return True
 
     # --- control ------------------------------------------------------------------------
     def halt(self, reason: str, now_ns: int = 0) -> OrderBatch:

@@ -30,6 +30,7 @@ from flashmm.venue.base import (
 )
 from hotpath.book import FeedBook
 from hotpath.engine import MarketMaker
+from hotpath.sinks import StoreSinks
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,25 @@ class LoopConfig:
     quote_hz: float = 5.0
     reconcile_every_s: float = 5.0
     shutdown_timeout_s: float = 3.0
+    snapshot_every_s: float = 1.0
 
 
 class QuoteLoop:
     """Runs one ``MarketMaker`` against one ``Venue`` until stopped."""
 
-    def __init__(self, mm: MarketMaker, venue: Venue, cfg: LoopConfig | None = None) -> None:
+    def __init__(
+        self,
+        mm: MarketMaker,
+        venue: Venue,
+        cfg: LoopConfig | None = None,
+        sinks: StoreSinks | None = None,
+    ) -> None:
         self.mm = mm
         self.venue = venue
         self.cfg = cfg or LoopConfig()
+        self.sinks = sinks
+        self._risk_state = mm.risk.state
+        self._next_snapshot = 0.0
         self.feed = FeedBook(mm.book)
         self._wake = asyncio.Event()
         self._reactive = False
@@ -104,10 +115,30 @@ class QuoteLoop:
         """One cycle: resync the book if needed, quote, and now and then reconcile."""
         if not self.feed.ready:
             await self._resync()
-        await self._send(self.mm.cycle(time.monotonic_ns(), reactive=reactive))
+        batch = self.mm.cycle(time.monotonic_ns(), reactive=reactive)
+        if self.sinks is not None:
+            self._record(batch)
+        await self._send(batch)
         if reconcile:
             orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
             self.reconcile_orphans += len(orphans)
+
+    def _record(self, batch: OrderBatch) -> None:
+        """Queue this cycle's new orders, risk-state changes and the periodic snapshot."""
+        sinks = self.sinks
+        assert sinks is not None
+        mm = self.mm
+        for p in batch.places:
+            o = mm.om.live.get(p.client_id)
+            if o is not None:
+                sinks.order(mm, o)
+        if mm.risk.state is not self._risk_state:
+            self._risk_state = mm.risk.state
+            sinks.risk(mm)
+        now = time.monotonic()
+        if now >= self._next_snapshot:
+            self._next_snapshot = now + self.cfg.snapshot_every_s
+            sinks.snapshot(mm)
 
     async def halt(self, reason: str) -> None:
         """Kill switch from the owner: HALTED and every live order cancelled now."""
@@ -143,18 +174,31 @@ class QuoteLoop:
     def _dispatch(self, ev: VenueEvent) -> None:
         mm = self.mm
         om = mm.om
+        sinks = self.sinks
         if isinstance(ev, Heartbeat):
             mm.risk.last_data_ns = time.monotonic_ns()
         elif isinstance(ev, TradePrint):
             mm.on_trade(ev.price, ev.lots, int(ev.aggressor), ev.ts_ns)
         elif isinstance(ev, OrderFilled):
-            mm.on_fill(ev.fill)
+            o = om.live.get(ev.fill.client_id)
+            if mm.on_fill(ev.fill) and sinks is not None:
+                sinks.fill(mm, ev.fill)
+                if o is not None and o.remaining <= 0:
+                    sinks.order(mm, o)
         elif isinstance(ev, OrderAccepted):
             om.on_accepted(ev.client_id, ev.venue_id)
+            if sinks is not None and (o := om.live.get(ev.client_id)) is not None:
+                sinks.order(mm, o)
         elif isinstance(ev, OrderCancelled | CancelRejected):
+            o = om.live.get(ev.client_id)
             om.on_cancelled(ev.client_id)
+            if sinks is not None and o is not None:
+                sinks.order(mm, o)
         elif isinstance(ev, OrderRejected):
+            o = om.live.get(ev.client_id)
             om.on_rejected(ev.client_id, ev.reason)
+            if sinks is not None and o is not None:
+                sinks.order(mm, o, ev.reason)
         elif isinstance(ev, BookSnapshot):
             self.feed.apply_snapshot(ev)
         else:

@@ -49,13 +49,28 @@ async def _run(
         settings.risk_limits(),
         order_prefix=f"{prefix}-{int(time.time())}",
     )
-    ql = QuoteLoop(mm, venue, LoopConfig(quote_hz=settings.hotpath.quote_hz))
+    from hotpath.sinks import open_sinks
+
+    sinks, halted = await open_sinks(settings, symbol)
+    if halted is not None:
+        mm.risk.halt(halted)  # a halted market stays halted across restarts
+    sinks.start()
+    ql = QuoteLoop(
+        mm,
+        venue,
+        LoopConfig(
+            quote_hz=settings.hotpath.quote_hz, snapshot_every_s=settings.stores.snapshot_interval_s
+        ),
+        sinks=sinks,
+    )
     if metrics_port:
         from prometheus_client import REGISTRY, start_http_server
 
+        from flashmm.telemetry import mark_uptime
         from hotpath.metrics import HotPathCollector
 
         REGISTRY.register(HotPathCollector(lambda: [mm]))
+        mark_uptime("hotpath")
         start_http_server(metrics_port, addr="127.0.0.1")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -78,6 +93,7 @@ async def _run(
         stop.set()
         await task
         await venue.close()
+        await sinks.close()
     pos = mm.om.position
     final = {
         "event": "stopped",

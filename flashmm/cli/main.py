@@ -79,6 +79,32 @@ def _parser() -> argparse.ArgumentParser:
     ln.add_argument("--rpc-port", type=int, default=None, help="0 picks a free port")
     ln.add_argument("--state-file", default=None, help="persist accounts across restarts")
 
+    sv = sub.add_parser(
+        "services",
+        help="local PostgreSQL, Redis and VictoriaMetrics",
+        description="Start (up), stop (down) or show the local development "
+        "servers on loopback ports, with data under .run/.",
+    )
+    sv.add_argument("action", choices=["up", "down", "status"])
+
+    db = sub.add_parser("db", help="database operations")
+    dbsub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    dbsub.add_parser("migrate", help="apply pending forward-only migrations")
+
+    au = sub.add_parser("audit", help="audit log operations")
+    ausub = au.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    ausub.add_parser("verify", help="check the audit log's hash chain")
+
+    rp = sub.add_parser(
+        "report",
+        help="spread improvement and accuracy from stored data",
+        description="Compute spread improvement versus the market and "
+        "directional accuracy per horizon from the time-series store.",
+    )
+    rp.add_argument("--market", default=None, help="one market (default: all)")
+    rp.add_argument("--minutes", type=float, default=60.0, help="window ending now")
+    rp.add_argument("--json", action="store_true", help="print one JSON object")
+
     b = sub.add_parser(
         "backtest",
         help="replay a simulated session through the hot path",
@@ -143,6 +169,30 @@ def _cmd_localnet(args: argparse.Namespace) -> int:
     return run_localnet(load_settings(args.config), args.rest_port, args.rpc_port, args.state_file)
 
 
+def _cmd_services(args: argparse.Namespace) -> int:
+    from flashmm.cli.ops import services
+
+    return services(args.action)
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from flashmm.cli.ops import db_migrate
+
+    return db_migrate(load_settings(args.config))
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from flashmm.cli.ops import audit_verify
+
+    return audit_verify(load_settings(args.config))
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from flashmm.cli.report import run_report
+
+    return run_report(load_settings(args.config), args.market, args.minutes, args.json)
+
+
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from flashmm.cli.backtest import run_backtest_cmd
 
@@ -172,6 +222,10 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "hotpath": _cmd_hotpath,
     "localnet": _cmd_localnet,
     "backtest": _cmd_backtest,
+    "services": _cmd_services,
+    "db": _cmd_db,
+    "audit": _cmd_audit,
+    "report": _cmd_report,
     "research": _cmd_research,
     "config": _cmd_config,
 }

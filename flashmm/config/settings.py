@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from flashmm.config.quoting import QuoteParams
 from flashmm.config.risk import RiskLimits
+from flashmm.config.stores import StoreSettings
 from flashmm.config.venue import LocalnetSettings, VenueSettings
 from flashmm.domain.instrument import Instrument
 from flashmm.sim.params import MarketParams, VenueParams
@@ -193,6 +194,7 @@ class Settings(BaseSettings):
     sim: SimSettings = Field(default_factory=SimSettings)
     venue: VenueSettings = Field(default_factory=VenueSettings)
     localnet: LocalnetSettings = Field(default_factory=LocalnetSettings)
+    stores: StoreSettings = Field(default_factory=StoreSettings)
 
     def market(self, symbol: str) -> MarketSettings:
         for m in self.markets:
