@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -84,6 +85,8 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if settings.stores.enabled:
+        await asyncio.to_thread(_ensure_stores, settings)
     node = await _spawn("localnet", ["localnet", "--rest-port", "0", "--rpc-port", "0"], env)
     try:
         ready = await asyncio.wait_for(node.first, 30)
@@ -101,10 +104,11 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
             "FLASHMM_VENUE__KIND": "sei",
         }
         for m in settings.markets:
-            children.append(
-                await _spawn(m.symbol, ["hotpath", "--market", m.symbol, "--json"], hp_env)
-            )
-        address = _trader_address(settings)
+            port = _free_port()
+            args = ["hotpath", "--market", m.symbol, "--json", "--metrics-port", str(port)]
+            children.append(await _spawn(m.symbol, args, hp_env))
+            print(f"  {m.symbol}: metrics http://127.0.0.1:{port}/metrics", flush=True)
+        addresses = {m.symbol: _trader_address(settings, m.symbol) for m in settings.markets}
         t0 = time.monotonic()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
             while not stop.is_set():
@@ -113,12 +117,12 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
                 if any(c.proc.returncode is not None for c in children):
                     print("flashmm demo: a hot path exited; stopping", file=sys.stderr)
                     break
-                await _show(http, rest, address, settings, children, time.monotonic() - t0)
+                await _show(http, rest, addresses, settings, children, time.monotonic() - t0)
                 if duration is not None and time.monotonic() - t0 >= duration:
                     break
             for c in children:  # hot paths first: they cancel their orders on the way out
                 await c.stop()
-            left = await _chain_open_orders(http, rest, address, settings)
+            left = await _chain_open_orders(http, rest, addresses, settings)
         for c in children:
             last = c.latest
             print(
@@ -134,17 +138,47 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
         await node.stop()
 
 
-def _trader_address(settings: Settings) -> str:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ensure_stores(settings: Settings) -> None:
+    """Start the local PostgreSQL/Redis/VictoriaMetrics unless something already listens
+    at the configured addresses (then those are used as they are)."""
+    from flashmm import devservices
+
+    st = settings.stores
+    local = (
+        st.postgres_dsn == devservices.PG_DSN
+        and st.redis_url == devservices.REDIS_URL
+        and st.timeseries_url == devservices.VM_URL
+    )
+    if local:
+        try:
+            devservices.ensure()
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            print(
+                f"flashmm demo: local stores unavailable ({e}); trading without them",
+                file=sys.stderr,
+            )
+
+
+def _trader_address(settings: Settings, symbol: str) -> str:
     from flashmm.venue.sei.wallet import Wallet
 
-    return Wallet.from_mnemonic(settings.venue.mnemonic(settings.environment)).address
+    return Wallet.from_mnemonic(settings.venue.mnemonic(settings.environment, symbol)).address
 
 
 async def _chain_open_orders(
-    http: aiohttp.ClientSession, rest: str, address: str, settings: Settings
+    http: aiohttp.ClientSession, rest: str, addresses: dict[str, str], settings: Settings
 ) -> dict[str, int]:
     out = {}
     for m in settings.markets:
+        address = addresses[m.symbol]
         url = f"{rest}/sei-protocol/seichain/dex/get_orders/{m.contract_address()}/{address}"
         try:
             async with http.get(url) as r:
@@ -154,21 +188,25 @@ async def _chain_open_orders(
     return out
 
 
+async def _balances(http: aiohttp.ClientSession, rest: str, address: str) -> dict[str, int]:
+    try:
+        async with http.get(f"{rest}/cosmos/bank/v1beta1/balances/{address}") as r:
+            return {b["denom"]: int(b["amount"]) for b in (await r.json())["balances"]}
+    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+        return {}
+
+
 async def _show(
     http: aiohttp.ClientSession,
     rest: str,
-    address: str,
+    addresses: dict[str, str],
     settings: Settings,
     children: list[_Proc],
     elapsed: float,
 ) -> None:
-    chain_orders = await _chain_open_orders(http, rest, address, settings)
-    try:
-        async with http.get(f"{rest}/cosmos/bank/v1beta1/balances/{address}") as r:
-            bal = {b["denom"]: int(b["amount"]) for b in (await r.json())["balances"]}
-    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
-        bal = {}
+    chain_orders = await _chain_open_orders(http, rest, addresses, settings)
     for c, m in zip(children, settings.markets, strict=True):
+        bal = await _balances(http, rest, addresses[m.symbol])
         st = c.latest
         if not st:
             print(f"[{elapsed:6.1f}s] {m.symbol:<9} starting...", flush=True)
@@ -184,9 +222,19 @@ async def _show(
             f"{px(st['best_ask'])} ours {px(st['our_bid'])}/{px(st['our_ask'])} "
             f"pos {st['position_lots']:+d} rPnL {st['realized']:+.3f} uPnL "
             f"{st['unrealized']:+.3f} fills {st['fills']} cycle p50/p99 "
-            f"{st['cycle_p50_us']:.0f}/{st['cycle_p99_us']:.0f}µs | chain: open "
+            f"{st['cycle_p50_us']:.0f}/{st['cycle_p99_us']:.0f}µs{_stores(st)} | chain: open "
             f"{chain_orders.get(m.symbol, '?')} {asset_denom} "
             f"{bal.get(asset_denom, 0) / 1e6:,.2f} {price_denom} "
             f"{bal.get(price_denom, 0) / 1e6:,.2f}",
             flush=True,
         )
+
+
+def _stores(st: dict[str, Any]) -> str:
+    s = st.get("stores")
+    if not s:
+        return ""
+    flags = "".join(
+        ("P" if s["postgres"] else "p", "R" if s["redis"] else "r", "T" if s["timeseries"] else "t")
+    )
+    return f" stores {flags}" + (f" backlog {s['backlog']}" if s["backlog"] else "")

@@ -86,6 +86,12 @@ async def _run(
             st["open_orders"] = len(mm.om.live)
             st["elapsed_s"] = time.monotonic() - t0
             st["venue_batches"] = ql.batches_sent
+            st["stores"] = {
+                "postgres": bool(sinks.pg and sinks.pg.up),
+                "backlog": sinks.pg.backlog if sinks.pg else 0,
+                "redis": bool(sinks.redis and sinks.redis.up),
+                "timeseries": bool(sinks.ts and sinks.ts.up),
+            }
             print(json.dumps(st) if as_json else status_line(st, inst, st["elapsed_s"]), flush=True)
             if duration is not None and time.monotonic() - t0 >= duration:
                 stop.set()

@@ -25,12 +25,15 @@ class LocalnetSettings(BaseModel):
     block_interval_s: float = Field(0.4, gt=0, le=10)
     min_gas_price: Decimal = Field(Decimal("0.02"), ge=0)
     state_file: str | None = None
-    # genesis: dev account name (or a sei1... address) -> balances in micro-units
+    # genesis: every configured market's development trading account gets
+    # ``trader_balances`` (plus its base asset); ``accounts`` adds any others
+    # (dev account name or a sei1... address -> balances in micro-units)
+    trader_balances: dict[str, int] = Field(
+        default_factory=lambda: {"usei": 50_000 * _SEI, "uusdc": 50_000 * _USDC}
+    )
+    trader_base_units: int = Field(5_000, ge=0)
     accounts: dict[str, dict[str, int]] = Field(
-        default_factory=lambda: {
-            "trader": {"usei": 50_000 * _SEI, "uusdc": 50_000 * _USDC, "uatom": 5_000 * _SEI},
-            "treasury": {"usei": 1_000_000 * _SEI, "uusdc": 1_000_000 * _USDC},
-        }
+        default_factory=lambda: {"treasury": {"usei": 1_000_000 * _SEI, "uusdc": 1_000_000 * _USDC}}
     )
 
     @field_validator("host")
@@ -72,14 +75,19 @@ class VenueSettings(BaseModel):
             raise ValueError("ws_urls must be a non-empty list of ws(s):// URLs")
         return v
 
-    def mnemonic(self, environment: str) -> str:
-        """The signing mnemonic: from the environment variable, or in dev/test a derived
-        development key. Never logged."""
+    def account_name(self, symbol: str) -> str:
+        """Development account of one market's hot path: one signing key per hot path, so
+        two processes never race for one account sequence."""
+        return f"{self.account}-{symbol.partition('/')[0].lower()}"
+
+    def mnemonic(self, environment: str, symbol: str) -> str:
+        """The signing mnemonic: from the environment variable (the deployment gives each hot
+        path its own), or in dev/test a derived development key. Never logged."""
         from flashmm.venue.sei.wallet import dev_mnemonic
 
         m = os.environ.get(self.mnemonic_env)
         if m:
             return m
         if environment in ("dev", "test"):
-            return dev_mnemonic(self.account)
+            return dev_mnemonic(self.account_name(symbol))
         raise ValueError(f"no signing key: set {self.mnemonic_env} (environment {environment})")

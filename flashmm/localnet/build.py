@@ -27,10 +27,15 @@ def localnet_config(s: Settings, state_file: str | None = None) -> LocalnetConfi
             seed=base_seed + i, start_price=inst.price_to_ticks(m.start_price)
         )
         markets.append(MarketSpec(inst, m.contract_address(), price_denom, asset_denom, params))
-    genesis = tuple(
-        GenesisAccount(genesis_address(name), tuple(sorted(bal.items())))
-        for name, bal in ln.accounts.items()
-    )
+    funded: dict[str, dict[str, int]] = {}
+    for m in s.markets:
+        _, asset_denom = m.denoms()
+        bal = dict(ln.trader_balances)
+        bal[asset_denom] = bal.get(asset_denom, 0) + ln.trader_base_units * 1_000_000
+        funded[genesis_address(s.venue.account_name(m.symbol))] = bal
+    for name, bal in ln.accounts.items():
+        funded.setdefault(genesis_address(name), {}).update(bal)
+    genesis = tuple(GenesisAccount(a, tuple(sorted(b.items()))) for a, b in funded.items())
     return LocalnetConfig(
         chain_id=ln.chain_id,
         block_interval_s=ln.block_interval_s,

@@ -34,4 +34,4 @@ def make_venue(s: Settings, symbol: str, seed: int | None = None) -> Venue:
         broadcast_timeout_s=v.broadcast_timeout_s,
         feed_stale_after_s=v.feed_stale_after_s,
     )
-    return SeiVenue(cfg, Wallet.from_mnemonic(v.mnemonic(s.environment)))
+    return SeiVenue(cfg, Wallet.from_mnemonic(v.mnemonic(s.environment, symbol)))
