@@ -41,6 +41,9 @@ class LoopConfig:
     reconcile_every_s: float = 5.0
     shutdown_timeout_s: float = 3.0
     snapshot_every_s: float = 1.0
+    # after the venue confirms no open orders, keep reading events this long: fills from the
+    # last blocks may still be on their way over the feed, which can lag the REST view
+    shutdown_drain_s: float = 1.0
 
 
 class QuoteLoop:
@@ -216,6 +219,7 @@ class QuoteLoop:
                 log.warning("venue unreachable while confirming cancels", exc_info=True)
                 continue
             if not still_open:
+                await asyncio.sleep(self.cfg.shutdown_drain_s)
                 # the venue is the truth: nothing of ours rests there any more
                 self.mm.om.reconcile([], time.monotonic_ns(), pending_timeout_s=0.0)
                 return

@@ -146,6 +146,7 @@ class Chain:
         self.time_s = max(self.time_s, time_s)
         begin: list[Event] = []
         for market in self.markets.values():
+            market.begin_block(self.height)
             begin.extend(market.advance(self.time_s, self.by_number))
         txs: list[TxResult] = []
         pool, self.mempool = self.mempool, []

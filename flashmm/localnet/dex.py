@@ -51,6 +51,7 @@ class DexMarket:
         self.by_client: dict[tuple[str, str], int] = {}  # (address, client id) -> order id
         self.seen_clients: set[tuple[str, str]] = set()
         self._fill_no = 0
+        self.height = 0  # the block being built: fill ids are unique per (height, number)
 
     # --- prices -------------------------------------------------------------------------
     def px(self, ticks: int) -> str:
@@ -58,6 +59,12 @@ class DexMarket:
 
     def qty(self, lots: int) -> str:
         return str(self.inst.lots_to_size(lots))
+
+    def begin_block(self, height: int) -> None:
+        """Fill ids are (contract, height, number in block); the height is persisted, so
+        they stay unique across node restarts."""
+        self.height = height
+        self._fill_no = 0
 
     # --- background ---------------------------------------------------------------------
     def advance(self, t: float, accounts_by_number: dict[int, Account]) -> list[Event]:
@@ -285,7 +292,7 @@ class DexMarket:
             account=acct.address,
             order_id=order_id,
             client_id=client_id,
-            fill_id=f"{s.contract[-8:]}-{self._fill_no}",
+            fill_id=f"{s.contract[-8:]}-{self.height}-{self._fill_no}",
             side=side.name.lower(),
             price=self.px(price),
             quantity=self.qty(lots),

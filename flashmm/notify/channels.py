@@ -114,10 +114,9 @@ class Channel(ABC):
         try:
             await self._send(n, timeout_s)
         except ChannelError as e:
+            message = scrub(str(e), self.secrets())
             raise ChannelError(
-                scrub(str(e), self.secrets()),
-                retryable=e.retryable,
-                retry_after_s=e.retry_after_s,
+                message, retryable=e.retryable, retry_after_s=e.retry_after_s
             ) from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise ChannelError(f"timed out after {timeout_s:g}s", retryable=True) from None
@@ -161,24 +160,17 @@ class _HttpChannel(Channel):
     async def _post(
         self, body: bytes, headers: dict[str, str], timeout_s: float
     ) -> tuple[int, str, Any]:
+        session = self._session or aiohttp.ClientSession()
         timeout = aiohttp.ClientTimeout(total=timeout_s)
-        if self._session is not None:
-            return await self._post_with(self._session, body, headers, timeout)
-        async with aiohttp.ClientSession() as session:
-            return await self._post_with(session, body, headers, timeout)
-
-    async def _post_with(
-        self,
-        session: aiohttp.ClientSession,
-        body: bytes,
-        headers: dict[str, str],
-        timeout: aiohttp.ClientTimeout,
-    ) -> tuple[int, str, Any]:
-        async with session.post(
-            self._url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-        ) as resp:
-            raw = await resp.content.read(4096)
-            return resp.status, raw.decode("utf-8", errors="replace"), resp.headers
+        try:
+            async with session.post(
+                self._url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as resp:
+                raw = await resp.content.read(4096)
+                return resp.status, raw.decode("utf-8", errors="replace"), resp.headers
+        finally:
+            if session is not self._session:
+                await session.close()
 
 
 def _mrkdwn_escape(text: str) -> str:

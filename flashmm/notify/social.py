@@ -28,6 +28,7 @@ from flashmm.notify.config import SocialConfig
 log = logging.getLogger(__name__)
 
 MAX_TWEET_WEIGHT = 280
+_MAX_SCAN = 2_000
 SUMMARY_FIGURES = ("pnl_pct", "spread_improvement_pct", "uptime_pct", "fills")
 
 # (reason, pattern) pairs; any match refuses the text
@@ -59,6 +60,8 @@ _DENY: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 def deny_reasons(text: str, extra_secrets: Iterable[str] = ()) -> tuple[str, ...]:
     """Why `text` must not be published; empty when it may be."""
+    if len(text) > _MAX_SCAN:  # keeps the scan linear-ish; such text is far too long anyway
+        return (f"longer than {_MAX_SCAN} characters, not scanned",)
     reasons = [reason for reason, pattern in _DENY if pattern.search(text)]
     secrets = (*extra_secrets, *logs.known_secrets())
     if any(s and s in text for s in secrets):
@@ -155,7 +158,7 @@ class SocialPublisher:
         """Format `figures` (see format_summary) and publish them."""
         try:
             text = format_summary(figures, period)
-        except ValueError as e:
+        except (TypeError, ValueError) as e:
             return PublishResult("refused", reasons=(f"invalid figures: {e}",))
         return await self.publish(text)
 
@@ -189,8 +192,8 @@ class SocialPublisher:
             else:
                 async with aiohttp.ClientSession() as session:
                     status, body = await self._request(session, url, text, headers, timeout)
-        except (TimeoutError, aiohttp.ClientError) as e:
-            error = scrub(f"{type(e).__name__}: {e}", self._secrets()) or type(e).__name__
+        except Exception as e:  # network, timeout, or anything odd: report, never raise
+            error = scrub(f"{type(e).__name__}: {e}".rstrip(": "), self._secrets())
             log.warning("social post failed", extra={"error": error})
             return PublishResult("failed", error=error)
         post_id = None

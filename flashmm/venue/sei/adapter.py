@@ -87,6 +87,8 @@ class SeiVenue:
                 queries=(
                     "tm.event='NewBlock'",
                     f"tm.event='Tx' AND message.sender='{wallet.address}'",
+                    # our resting orders filled by someone else's transaction
+                    f"tm.event='Tx' AND dex_order_filled.account='{wallet.address}'",
                 ),
                 stale_after_s=cfg.feed_stale_after_s,
             ),
@@ -96,6 +98,7 @@ class SeiVenue:
         self._known: dict[str, _Known] = {}
         self._by_order_id: dict[int, str] = {}
         self._waiting_cancels: dict[str, CancelOrder] = {}
+        self._seen_txs: dict[str, None] = {}
         self._unsure: tuple[bytes, int] | None = None  # (tx bytes, its sequence)
         self._lock = asyncio.Lock()
         self._feed_task: asyncio.Task[None] | None = None
@@ -295,19 +298,35 @@ class SeiVenue:
             self._seen_connects = self.feed.connects
             asyncio.get_running_loop().create_task(self._push_snapshot())
         kind = data["type"]
+        out: list[VenueEvent] = []
         if kind == "tendermint/event/NewBlock":
             v = data["value"]
-            self._queue.put_nowait(Heartbeat(now))
             for e in v["result_begin_block"]["events"] + v["result_end_block"]["events"]:
-                self._apply(e, now)
+                self._apply(e, now, out)
+            out.append(Heartbeat(now))  # only once the whole block parsed
         elif kind == "tendermint/event/Tx":
+            # a tx can match both subscriptions (ours, and one touching our orders): once
+            txhash = (result.get("events") or {}).get("tx.hash", [""])[0]
+            if txhash:
+                if txhash in self._seen_txs:
+                    return
+                self._seen_txs[txhash] = None
+                if len(self._seen_txs) > 4096:
+                    del self._seen_txs[next(iter(self._seen_txs))]
             res = data["value"]["TxResult"]["result"]
-            if "gas_used" in res:
-                self._observe_gas(res)
             for e in res["events"]:
-                self._apply(e, now)
+                self._apply(e, now, out)
+            if "gas_used" in res and any(
+                a["key"] == "sender" and a["value"] == self.wallet.address
+                for e in res["events"]
+                if e["type"] == "message"
+                for a in e["attributes"]
+            ):
+                self._observe_gas(res)
         else:
             raise ValueError(f"unexpected event type {kind!r}")
+        for ev in out:
+            self._queue.put_nowait(ev)
 
     def _observe_gas(self, res: dict[str, Any]) -> None:
         items = sum(
@@ -330,7 +349,7 @@ class SeiVenue:
         except (RestError, KeyError, ValueError) as e:
             log.warning("snapshot after reconnect failed: %s", e)
 
-    def _apply(self, e: dict[str, Any], now: int) -> None:
+    def _apply(self, e: dict[str, Any], now: int, out: list[VenueEvent]) -> None:
         a = {x["key"]: x["value"] for x in e["attributes"]}
         if a.get("contract") != self.market.contract:
             return
@@ -339,10 +358,10 @@ class SeiVenue:
             levels = tuple(
                 (int(s), self._ticks(p), self._lots(q)) for s, p, q in json.loads(a["levels"])
             )
-            self._queue.put_nowait(BookDelta(int(a["seq"]), levels, now))
+            out.append(BookDelta(int(a["seq"]), levels, now))
             return
         if kind == "dex_trade":
-            self._queue.put_nowait(
+            out.append(
                 TradePrint(
                     self._ticks(a["price"]),
                     self._lots(a["quantity"]),
@@ -360,20 +379,20 @@ class SeiVenue:
             )
             k.order_id = oid
             self._by_order_id[oid] = cid
-            self._queue.put_nowait(OrderAccepted(cid, oid, now))
+            out.append(OrderAccepted(cid, oid, now))
             if cid in self._waiting_cancels:
                 asyncio.get_running_loop().create_task(self.submit(OrderBatch()))
         elif kind == "dex_order_rejected":
             self._known.pop(a["client_id"], None)
-            self._queue.put_nowait(OrderRejected(a["client_id"], a["reason"], now))
+            out.append(OrderRejected(a["client_id"], a["reason"], now))
         elif kind == "dex_order_cancelled":
             self._forget(a["client_id"])
-            self._queue.put_nowait(OrderCancelled(a["client_id"], self._lots(a["quantity"]), now))
+            out.append(OrderCancelled(a["client_id"], self._lots(a["quantity"]), now))
         elif kind == "dex_cancel_rejected":
             cid = self._by_order_id.get(int(a["order_id"]))
             if cid is not None:
                 self._forget(cid)
-                self._queue.put_nowait(CancelRejected(cid, a["reason"], now))
+                out.append(CancelRejected(cid, a["reason"], now))
         elif kind == "dex_order_filled":
             remaining = self._lots(a["remaining"])
             fill = Fill(
@@ -388,7 +407,7 @@ class SeiVenue:
             )
             if remaining == 0:
                 self._forget(a["client_id"])
-            self._queue.put_nowait(OrderFilled(fill, remaining))
+            out.append(OrderFilled(fill, remaining))
 
     def _forget(self, cid: str) -> None:
         k = self._known.pop(cid, None)
