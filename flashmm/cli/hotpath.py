@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import signal
-import sys
 import time
 
 from flashmm.config import Settings
@@ -17,11 +15,7 @@ from flashmm.config import Settings
 def run_hotpath(
     settings: Settings, symbol: str, duration: float | None, as_json: bool, metrics_port: int = 0
 ) -> int:
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    settings.setup_logging()
     try:
         import uvloop
     except ImportError:  # pragma: no cover

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
-import sys
 
 from flashmm.config import Settings
 
@@ -14,11 +12,7 @@ from flashmm.config import Settings
 def run_localnet(
     settings: Settings, rest_port: int | None, rpc_port: int | None, state_file: str | None
 ) -> int:
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    settings.setup_logging()
     asyncio.run(_run(settings, rest_port, rpc_port, state_file))
     return 0
 

@@ -8,6 +8,7 @@ with a ``ConfigError`` naming the setting's dotted path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from decimal import Decimal
@@ -179,6 +180,8 @@ class Settings(BaseSettings):
 
     environment: str = Field("dev", pattern=r"^(dev|test|staging|prod)$")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_json: bool = True  # one JSON object per line (set false for plain text)
+    log_components: dict[str, str] = Field(default_factory=dict)  # logger prefix -> level
     markets: list[MarketSettings] = Field(
         default_factory=lambda: [
             MarketSettings(),
@@ -195,6 +198,20 @@ class Settings(BaseSettings):
     venue: VenueSettings = Field(default_factory=VenueSettings)
     localnet: LocalnetSettings = Field(default_factory=LocalnetSettings)
     stores: StoreSettings = Field(default_factory=StoreSettings)
+
+    def setup_logging(self) -> None:
+        """Structured logs on stderr with per-component levels, and the signing key
+        registered for redaction."""
+        import sys
+
+        from flashmm.logs import register_secret, setup_logging
+
+        setup_logging(
+            self.log_level, self.log_components, json_output=self.log_json, stream=sys.stderr
+        )
+        for m in self.markets:
+            with contextlib.suppress(ValueError):  # no key configured: nothing to hide
+                register_secret(self.venue.mnemonic(self.environment, m.symbol))
 
     def market(self, symbol: str) -> MarketSettings:
         for m in self.markets:
