@@ -64,27 +64,54 @@ def bench_quote_cycle(cycles: int = 20_000) -> dict[str, float]:
 
 
 def bench_live_cycle(seconds: float = 10.0, quote_hz: float = 20.0) -> dict[str, float]:
-    """The same cycle inside the asyncio loop against the wall-clock in-process venue."""
+    """The cycle inside the asyncio loop against the wall-clock in-process venue, without
+    and then with every store attached (PostgreSQL writer, Redis, time series), same seed.
+    The figure is cycle start → batch handed to the venue, store records included."""
     import asyncio
 
+    from flashmm import devservices
     from flashmm.sim.inprocess import InProcessVenue
+    from flashmm.stores.pg.migrate import migrate
     from hotpath.loop import LoopConfig, QuoteLoop
+    from hotpath.sinks import StoreSinks
 
-    async def go() -> list[int]:
+    async def go(with_stores: bool) -> list[int]:
         venue = InProcessVenue(SEI_USDC, MarketParams(seed=13))
         mm = MarketMaker(SEI_USDC, QuoteParams(), RiskLimits())
-        ql = QuoteLoop(mm, venue, LoopConfig(quote_hz=quote_hz))
+        sinks = None
+        if with_stores:
+            import tempfile
+
+            from flashmm.stores.pg.writer import DurableWriter
+            from flashmm.stores.redis_state import RedisState
+            from flashmm.stores.timeseries import TimeSeriesWriter
+
+            await migrate(devservices.PG_DSN)
+            journal = Path(tempfile.mkdtemp()) / "bench.jsonl"
+            sinks = StoreSinks(
+                DurableWriter(devservices.PG_DSN, journal),
+                RedisState(devservices.REDIS_URL),
+                TimeSeriesWriter(devservices.VM_URL, "flashmm", "flashmm"),
+            )
+            sinks.start()
+        ql = QuoteLoop(mm, venue, LoopConfig(quote_hz=quote_hz, snapshot_every_s=1.0), sinks=sinks)
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(seconds, stop.set)
         await ql.run(stop)
         await venue.close()
-        return mm.timers["cycle"].samples()
+        if sinks is not None:
+            await sinks.close()
+        return mm.timers["to_venue"].samples()
 
-    samples = asyncio.run(go())
+    devservices.ensure()
+    bare = asyncio.run(go(False))
+    stores = asyncio.run(go(True))
     return {
-        "hotpath.live_cycle_p50_us": _pct(samples, 50) / 1000,
-        "hotpath.live_cycle_p99_us": _pct(samples, 99) / 1000,
-        "hotpath.live_cycles": float(len(samples)),
+        "hotpath.live_cycle_p50_us": _pct(bare, 50) / 1000,
+        "hotpath.live_cycle_p99_us": _pct(bare, 99) / 1000,
+        "hotpath.live_cycles": float(len(bare)),
+        "hotpath.quote_cycle_p50_us_with_stores": _pct(stores, 50) / 1000,
+        "hotpath.quote_cycle_p99_us_with_stores": _pct(stores, 99) / 1000,
     }
 
 

@@ -61,7 +61,6 @@ class QuoteLoop:
         self.cfg = cfg or LoopConfig()
         self.sinks = sinks
         self._risk_state = mm.risk.state
-        self._next_snapshot = 0.0
         self.feed = FeedBook(mm.book)
         self._wake = asyncio.Event()
         self._reactive = False
@@ -75,13 +74,20 @@ class QuoteLoop:
         await self.venue.connect()
         await self._resync()
         consumer = asyncio.create_task(self._consume(), name="venue-events")
+        snaps = (
+            asyncio.create_task(self._snapshots(), name="store-snapshots")
+            if self.sinks is not None
+            else None
+        )
         try:
             await self._quote_until(stop)
         finally:
             await self._shutdown()
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            for task in (consumer, snaps):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     async def _resync(self) -> None:
         self.feed.apply_snapshot(await self.venue.snapshot())
@@ -118,9 +124,11 @@ class QuoteLoop:
         """One cycle: resync the book if needed, quote, and now and then reconcile."""
         if not self.feed.ready:
             await self._resync()
+        t0 = time.perf_counter_ns()
         batch = self.mm.cycle(time.monotonic_ns(), reactive=reactive)
         if self.sinks is not None:
             self._record(batch)
+        self.mm.timers["to_venue"].record(time.perf_counter_ns() - t0)
         await self._send(batch)
         if reconcile:
             orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
@@ -138,10 +146,16 @@ class QuoteLoop:
         if mm.risk.state is not self._risk_state:
             self._risk_state = mm.risk.state
             sinks.risk(mm)
-        now = time.monotonic()
-        if now >= self._next_snapshot:
-            self._next_snapshot = now + self.cfg.snapshot_every_s
-            sinks.snapshot(mm)
+
+    async def _snapshots(self) -> None:
+        """Hot state and time series about once a second, between cycles (never inside)."""
+        assert self.sinks is not None
+        while True:
+            await asyncio.sleep(self.cfg.snapshot_every_s)
+            try:
+                self.sinks.snapshot(self.mm)
+            except Exception:  # a store problem must never reach the loop
+                log.warning("snapshot for the stores failed", exc_info=True)
 
     async def halt(self, reason: str) -> None:
         """Kill switch from the owner: HALTED and every live order cancelled now."""

@@ -118,13 +118,9 @@ class StoreSinks:
         now = time.time()
         net = pos.net_pnl(mid) if mid else pos.realized - pos.fees
         if self.redis is not None:
-            bids = [
-                (str(inst.ticks_to_price(p)), str(inst.lots_to_size(q))) for p, q in b.depth(1, 20)
-            ]
-            asks = [
-                (str(inst.ticks_to_price(p)), str(inst.lots_to_size(q))) for p, q in b.depth(-1, 20)
-            ]
-            self.redis.put_book(sym, b.seq, bids, asks)
+            self.redis.put_book(
+                sym, b.seq, b.depth(1, 20), b.depth(-1, 20), inst.tick_size, inst.lot_size
+            )
             cash = pos.realized - pos.fees - pos.avg_price * pos.lots * value
             self.redis.put_position(
                 sym,

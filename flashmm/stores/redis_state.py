@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections import deque
+from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -53,13 +54,22 @@ class RedisState:
 
     # --- the hot path's side (never blocks) --------------------------------------------
     def put_book(
-        self, symbol: str, seq: int, bids: list[tuple[str, str]], asks: list[tuple[str, str]]
+        self,
+        symbol: str,
+        seq: int,
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
+        tick: Decimal,
+        lot: Decimal,
     ) -> None:
+        """Levels as (price ticks, lots); turned into decimal strings off the hot path."""
         self._books[symbol] = {
-            "timestamp": f"{time.time():.6f}",
-            "sequence": str(seq),
-            "bids_json": json.dumps(bids),
-            "asks_json": json.dumps(asks),
+            "timestamp": time.time(),
+            "sequence": seq,
+            "bids": bids,
+            "asks": asks,
+            "tick": tick,
+            "lot": lot,
         }
 
     def put_position(self, symbol: str, base: float, quote: float, position_usdc: float) -> None:
@@ -143,8 +153,8 @@ class RedisState:
         t0 = time.perf_counter()
         try:
             pipe = self._client.pipeline(transaction=False)
-            for sym, h in books.items():
-                pipe.hset(f"orderbook:{sym}", mapping=h)
+            for sym, b in books.items():
+                pipe.hset(f"orderbook:{sym}", mapping=_book_hash(b))
                 pipe.expire(f"orderbook:{sym}", BOOK_TTL_S)
             for sym, h in positions.items():
                 pipe.hset(f"positions:{sym}", mapping=h)
@@ -169,3 +179,16 @@ class RedisState:
             self._events.popleft()
         self.writes += 1
         telemetry.OPERATION_LATENCY.labels("redis_write").observe(time.perf_counter() - t0)
+
+
+def _levels(levels: list[tuple[int, int]], tick: Decimal, lot: Decimal) -> str:
+    return json.dumps([[str(tick * p), str(lot * q)] for p, q in levels])
+
+
+def _book_hash(b: dict[str, Any]) -> dict[Any, Any]:
+    return {
+        "timestamp": f"{b['timestamp']:.6f}",
+        "sequence": str(b["sequence"]),
+        "bids_json": _levels(b["bids"], b["tick"], b["lot"]),
+        "asks_json": _levels(b["asks"], b["tick"], b["lot"]),
+    }
