@@ -87,13 +87,19 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
         loop.add_signal_handler(sig, stop.set)
     if settings.stores.enabled:
         await asyncio.to_thread(_ensure_stores, settings)
-    node = await _spawn("localnet", ["localnet", "--rest-port", "0", "--rpc-port", "0"], env)
+    node_metrics = _free_port()
+    node = await _spawn(
+        "localnet",
+        ["localnet", "--rest-port", "0", "--rpc-port", "0", "--metrics-port", str(node_metrics)],
+        env,
+    )
     try:
         ready = await asyncio.wait_for(node.first, 30)
         rest, rpc = ready["rest"], ready["rpc"]
         print(
             f"flashmm demo: localnet {ready['chain_id']} at {rest} (RPC {rpc}); "
-            f"{len(settings.markets)} market(s); Ctrl-C to stop",
+            f"{len(settings.markets)} market(s); Ctrl-C to stop\n  localnet: metrics "
+            f"http://127.0.0.1:{node_metrics}/metrics",
             flush=True,
         )
         hp_env = {

@@ -10,15 +10,23 @@ from flashmm.config import Settings
 
 
 def run_localnet(
-    settings: Settings, rest_port: int | None, rpc_port: int | None, state_file: str | None
+    settings: Settings,
+    rest_port: int | None,
+    rpc_port: int | None,
+    state_file: str | None,
+    metrics_port: int = 0,
 ) -> int:
     settings.setup_logging()
-    asyncio.run(_run(settings, rest_port, rpc_port, state_file))
+    asyncio.run(_run(settings, rest_port, rpc_port, state_file, metrics_port))
     return 0
 
 
 async def _run(
-    settings: Settings, rest_port: int | None, rpc_port: int | None, state_file: str | None
+    settings: Settings,
+    rest_port: int | None,
+    rpc_port: int | None,
+    state_file: str | None,
+    metrics_port: int,
 ) -> None:
     from flashmm.localnet.build import localnet_config
     from flashmm.localnet.server import Localnet
@@ -31,6 +39,15 @@ async def _run(
         rpc_port=ln.rpc_port if rpc_port is None else rpc_port,
     )
     await node.start()
+    if metrics_port:
+        from prometheus_client import REGISTRY, start_http_server
+
+        from flashmm.localnet.metrics import LocalnetCollector
+        from flashmm.telemetry import mark_uptime
+
+        REGISTRY.register(LocalnetCollector(node))
+        mark_uptime("localnet")
+        start_http_server(metrics_port, addr=ln.host)
     # one machine-readable line so a parent process learns the real ports
     print(
         json.dumps(

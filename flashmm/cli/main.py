@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     ln.add_argument("--rest-port", type=int, default=None, help="0 picks a free port")
     ln.add_argument("--rpc-port", type=int, default=None, help="0 picks a free port")
     ln.add_argument("--state-file", default=None, help="persist accounts across restarts")
+    ln.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus /metrics on 127.0.0.1:PORT (default: off)",
+    )
 
     sv = sub.add_parser(
         "services",
@@ -166,7 +173,13 @@ def _cmd_hotpath(args: argparse.Namespace) -> int:
 def _cmd_localnet(args: argparse.Namespace) -> int:
     from flashmm.cli.localnet import run_localnet
 
-    return run_localnet(load_settings(args.config), args.rest_port, args.rpc_port, args.state_file)
+    return run_localnet(
+        load_settings(args.config),
+        args.rest_port,
+        args.rpc_port,
+        args.state_file,
+        args.metrics_port,
+    )
 
 
 def _cmd_services(args: argparse.Namespace) -> int:
