@@ -14,8 +14,8 @@ from typing import Any, Protocol
 from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import Instrument
 from flashmm.domain.orders import Fill, OrderState
+from flashmm.ml.features import FeatureEngine
 from flashmm.venue.base import OrderBatch
-from hotpath.features import Features
 from hotpath.latency import StageTimers
 from hotpath.orders import OrderManager
 from hotpath.quoting.estimators import IntensityEstimator, VolEstimator
@@ -25,16 +25,28 @@ from hotpath.risk import RiskEngine, RiskLimits, TradingState
 
 
 class Signal(Protocol):
-    """A directional signal: (direction −1..1, confidence 0..1) from the feature vector."""
+    """A directional signal: (direction −1..1, confidence 0..1) from the feature vector.
 
-    def predict(self, features: list[float], ts_ns: int) -> tuple[float, float]: ...
+    ``uses_features`` False means the engine need not compute the 64 features at all."""
+
+    uses_features: bool
+
+    def predict(self, features: list[float], ts_ns: int, mid: float) -> tuple[float, float]: ...
+
+    def observe(self, ts_ns: int, mid: float) -> None:
+        """Every book change (scores past predictions)."""
 
 
 class NoSignal:
     """The neutral signal, used when no model is loaded."""
 
-    def predict(self, features: list[float], ts_ns: int) -> tuple[float, float]:
+    uses_features = False
+
+    def predict(self, features: list[float], ts_ns: int, mid: float) -> tuple[float, float]:
         return 0.0, 0.0
+
+    def observe(self, ts_ns: int, mid: float) -> None:
+        return None
 
 
 @dataclass(slots=True)
@@ -83,7 +95,7 @@ class MarketMaker:
         self.instrument = instrument
         self.params = quote_params
         self.book = book if book is not None else L2Book()
-        self.features = Features()
+        self.features = FeatureEngine()
         self.vol = VolEstimator(quote_params.prior_sigma)
         self.intensity = IntensityEstimator(quote_params.prior_A, quote_params.prior_k)
         self.om = OrderManager(instrument, order_prefix)
@@ -104,6 +116,8 @@ class MarketMaker:
         self.risk.last_data_ns = ts_ns
         b = self.book
         mid2 = b.best_bid + b.best_ask
+        if self.signal.uses_features:
+            self.signal.observe(ts_ns, mid2 * 0.5)
         through = (self._quoted_bid and mid2 <= 2 * self._quoted_bid) or (
             self._quoted_ask and mid2 >= 2 * self._quoted_ask
         )
@@ -112,7 +126,8 @@ class MarketMaker:
         )
 
     def on_trade(self, price: int, lots: int, aggressor: int, ts_ns: int) -> None:
-        self.features.on_trade(lots, aggressor, ts_ns)
+        if self.signal.uses_features:
+            self.features.on_trade(ts_ns, price, lots, aggressor)
         self.intensity.on_trade(price, self.book.mid, ts_ns)
 
     def on_fill(self, fill: Fill) -> bool:
@@ -152,8 +167,16 @@ class MarketMaker:
         st.cycles += 1
         if reactive:
             st.reactive_cycles += 1
-        feats = self.features.update(book, now_ns)
         mid = book.mid
+        pos = self.om.position
+        limit = self.risk.limits.max_position_notional
+        util = pos.notional(mid) / limit if mid else 0.0
+        signal = self.signal
+        if signal.uses_features:
+            signed = util if pos.lots >= 0 else -util
+            feats = self.features.sample(book, now_ns, signed)
+        else:
+            feats = self.features.values
         sigma = self.vol.update(mid, now_ns) if mid else self.vol.sigma
         if now_ns - self._last_fit_ns >= 1_000_000_000:
             self.intensity.fit(now_ns)
@@ -161,18 +184,16 @@ class MarketMaker:
         t1 = perf_counter_ns()
         t["features"].record(t1 - t0)
 
-        direction, confidence = self.signal.predict(feats, now_ns)
+        direction, confidence = signal.predict(feats, now_ns, mid)
         self.last_signal = (direction, confidence)
         t2 = perf_counter_ns()
         t["model"].record(t2 - t1)
 
         risk = self.risk
         om = self.om
-        pos = om.position
         if mid:
             risk.on_pnl(pos.net_pnl(mid))
             risk.on_volatility(sigma, now_ns)
-        util = pos.notional(mid) / risk.limits.max_position_notional if mid else 0.0
         if risk.gate(now_ns) is not None:
             quotes = []
         else:

@@ -130,6 +130,9 @@ class QuoteLoop:
             self._record(batch)
         self.mm.timers["to_venue"].record(time.perf_counter_ns() - t0)
         await self._send(batch)
+        after = getattr(self.mm.signal, "after_cycle", None)
+        if after is not None:
+            after(time.monotonic_ns())  # shadow model: after the batch is on its way
         if reconcile:
             orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
             self.reconcile_orphans += len(orphans)

@@ -37,6 +37,9 @@ EXPORTED = (
     "flashmm_risk_denials",
     "flashmm_trading_state",
     "flashmm_market_data_age_seconds",
+    "flashmm_prediction_accuracy",
+    "flashmm_model_breaker_open",
+    "flashmm_model_fallback_cycles",
 )
 
 
@@ -104,6 +107,21 @@ class HotPathCollector(Collector):
             "Seconds since the last market data",
             labels=["market"],
         )
+        acc = GaugeMetricFamily(
+            "flashmm_prediction_accuracy",
+            "Live directional accuracy on non-flat moves (last 500)",
+            labels=["market", "horizon"],
+        )
+        breaker = GaugeMetricFamily(
+            "flashmm_model_breaker_open",
+            "1 while the model is bypassed for the fallback",
+            labels=["market"],
+        )
+        fallback = CounterMetricFamily(
+            "flashmm_model_fallback_cycles",
+            "Cycles quoted with the fallback model",
+            labels=["market"],
+        )
         now_ns = time.monotonic_ns()
         for mm in self._makers():
             m = mm.instrument.symbol
@@ -131,6 +149,14 @@ class HotPathCollector(Collector):
                 denials.add_metric([m, reason.value], n)
             for s in TradingState:
                 state.add_metric([m, s.value], 1.0 if mm.risk.state is s else 0.0)
+            status = getattr(mm.signal, "status", None)
+            if status is not None:
+                sig = status()
+                for h, a in sig["accuracy"].items():
+                    if a == a:  # NaN until the first outcome is scored
+                        acc.add_metric([m, h], a)
+                breaker.add_metric([m], 1.0 if sig["breaker_open"] else 0.0)
+                fallback.add_metric([m], sig["fallback_cycles"])
             last = mm.risk.last_data_ns
             age.add_metric([m], (now_ns - last) / 1e9 if last else float("inf"))
         yield from (
@@ -147,4 +173,7 @@ class HotPathCollector(Collector):
             denials,
             state,
             age,
+            acc,
+            breaker,
+            fallback,
         )

@@ -163,6 +163,28 @@ class StoreSinks:
                     "net_pnl": repr(net),
                 }
             )
+        outcomes = getattr(mm.signal, "outcomes", None)
+        while outcomes:
+            t0, horizon, predicted, realised = outcomes.popleft()
+            if self.ts is not None:
+                self.ts.prediction(
+                    sym,
+                    horizon,
+                    predicted=predicted - 1,
+                    realised=realised - 1,
+                    confidence=0.0,
+                    ts_ns=time.time_ns() - (time.monotonic_ns() - t0),
+                )
+            if self.redis is not None:
+                self.redis.put_prediction(
+                    sym,
+                    {
+                        "ts": t0,
+                        "horizon": horizon,
+                        "predicted": predicted - 1,
+                        "realised": realised - 1,
+                    },
+                )
         if self.ts is not None and mid:
             self.ts.trading(
                 sym,
