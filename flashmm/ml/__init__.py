@@ -1,0 +1,1 @@
+"""The ML signal: features, labels, data sets, models, training, evaluation, inference."""
