@@ -251,10 +251,13 @@ class MarketMaker:
         t["cycle"].record(t5 - t0)
         st.quotes_sent += len(batch.places)
         st.cancels_sent += len(batch.cancels)
-        if bid and ask and book.spread:
-            st.quoted_spread_sum += ask - bid
-            st.market_spread_sum += book.spread
-            st.quoted_spread_n += 1
+        if bid and ask:
+            # "the market" is everyone else: our own orders do not count as its spread
+            ob, oa = om.others_touch(book)
+            if ob and oa:
+                st.quoted_spread_sum += ask - bid
+                st.market_spread_sum += oa - ob
+                st.quoted_spread_n += 1
         return batch
 
     def status(self) -> dict[str, Any]:

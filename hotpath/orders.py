@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import Instrument
 from flashmm.domain.orders import Fill, Order, OrderState, Side
 from flashmm.domain.position import Position
@@ -58,6 +59,17 @@ class OrderManager:
                 sell += rem
             notional += o.price * rem
         return Exposure(self.position.lots, buy, sell, notional * self.lot_value)
+
+    def others_touch(self, book: L2Book) -> tuple[int, int]:
+        """Best bid and ask of everyone else: the book minus our resting orders (0 = none)."""
+        mine: dict[tuple[int, int], int] = {}
+        for o in self.live.values():
+            if o.state is not OrderState.PENDING_NEW:
+                key = (int(o.side), o.price)
+                mine[key] = mine.get(key, 0) + o.remaining
+        bid = next((p for p, q in book.depth(1, 10) if q > mine.get((1, p), 0)), 0)
+        ask = next((p for p, q in book.depth(-1, 10) if q > mine.get((-1, p), 0)), 0)
+        return bid, ask
 
     # --- diff ---------------------------------------------------------------------------
     def diff(

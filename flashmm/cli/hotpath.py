@@ -8,6 +8,7 @@ import contextlib
 import json
 import signal
 import time
+from typing import Any
 
 from flashmm.config import Settings
 
@@ -37,11 +38,13 @@ async def _run(
     inst = m.instrument()
     venue = make_venue(settings, symbol)
     prefix = "".join(ch for ch in symbol.lower() if ch.isalnum())[:8]
+    model_signal = _signal(settings)
     mm = MarketMaker(
         inst,
         settings.quote_params(),
         settings.risk_limits(),
         order_prefix=f"{prefix}-{int(time.time())}",
+        signal=model_signal,
     )
     from hotpath.sinks import open_sinks
 
@@ -109,4 +112,24 @@ async def _run(
         else f"{symbol}: stopped; fills {pos.fill_count}, net PnL {final['net_pnl']:+.4f} "
         f"{inst.quote}, open orders left {len(mm.om.live)}",
         flush=True,
+    )
+
+
+def _signal(settings: Settings) -> Any:
+    """The model signal when ML is enabled (the fallback until a model is loaded)."""
+    ml = settings.ml
+    if not ml.enabled:
+        return None
+    import torch
+
+    from hotpath.inference import ModelSignal, load_model
+
+    torch.set_num_threads(ml.threads)
+    model = load_model(ml.model_path) if ml.model_path else None
+    return ModelSignal(
+        model,
+        horizon_s=ml.horizon_s,
+        budget_us=ml.budget_us,
+        slow_trip=ml.slow_trip,
+        cooldown_s=ml.cooldown_s,
     )

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from flashmm.config.ml import MLSettings
 from flashmm.config.quoting import QuoteParams
 from flashmm.config.risk import RiskLimits
 from flashmm.config.stores import StoreSettings
@@ -198,6 +199,7 @@ class Settings(BaseSettings):
     venue: VenueSettings = Field(default_factory=VenueSettings)
     localnet: LocalnetSettings = Field(default_factory=LocalnetSettings)
     stores: StoreSettings = Field(default_factory=StoreSettings)
+    ml: MLSettings = Field(default_factory=MLSettings)
 
     def setup_logging(self) -> None:
         """Structured logs on stderr with per-component levels, and the signing key
