@@ -116,10 +116,10 @@ async def _run(
 
 
 def _signal(settings: Settings) -> Any:
-    """The model signal when ML is enabled (the fallback until a model is loaded)."""
+    """The model signal when a model is configured (its fallback covers any outage)."""
     ml = settings.ml
-    if not ml.enabled:
-        return None
+    if not ml.enabled or not ml.model_path:
+        return None  # no model configured: quote without a directional signal
     import torch
 
     from hotpath.inference import ModelSignal, load_model
