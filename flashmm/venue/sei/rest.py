@@ -38,13 +38,22 @@ class RestClient:
         s = await self._s()
         n = len(self.urls)
         last: Exception | None = None
-        for k in range(n):
-            i = (self.preferred + k) % n
+        attempts = [(self.preferred + k) % n for k in range(n)]
+        retried = False
+        while attempts:
+            i = attempts.pop(0)
             try:
                 async with s.request(method, self.urls[i] + path, json=body) as r:
                     data = await r.json(content_type=None)
                     self.preferred = i
                     return r.status, data
+            except aiohttp.ServerDisconnectedError as e:
+                # the server closed an idle keep-alive connection: one retry on a new one
+                # (safe for a broadcast too: the same bytes cannot land twice)
+                last = e
+                if not retried:
+                    retried = True
+                    attempts.insert(0, i)
             except (aiohttp.ClientConnectionError, TimeoutError) as e:
                 last = e
                 log.warning("REST %s unreachable (%s); trying the next endpoint", self.urls[i], e)
