@@ -122,6 +122,18 @@ class Chain:
             market = self.markets.get(m.contractAddr)
             if market is None:
                 raise TxError(errors.INVALID_REQUEST, f"unknown contract {m.contractAddr}", "dex")
+            if url == protos.TYPE_URL_CANCEL:
+                for c in m.cancellations:
+                    try:
+                        ticks = protos.from_sdk_dec(c.price) / market.inst.tick_size
+                    except ValueError as e:
+                        raise TxError(errors.INVALID_REQUEST, str(e), "dex") from None
+                    if ticks <= 0 or ticks != ticks.to_integral_value():
+                        raise TxError(
+                            errors.INVALID_REQUEST,
+                            "cancellation price is not on the tick grid",
+                            "dex",
+                        )
             if url == protos.TYPE_URL_PLACE:
                 for o in m.orders:
                     if o.orderType != protos.LIMIT:
@@ -180,7 +192,9 @@ class Chain:
             market = self.markets[m.contractAddr]
             if url == protos.TYPE_URL_CANCEL:
                 for c in m.cancellations:
-                    out.extend(market.cancel(acct, int(c.id)))
+                    cside = Side.BUY if c.positionDirection == protos.LONG else Side.SELL
+                    cticks = protos.from_sdk_dec(c.price) / market.inst.tick_size
+                    out.extend(market.cancel(acct, int(c.id), cside, int(cticks)))
             else:
                 for o in m.orders:
                     side, price, lots = order_fields(o, market.inst)
@@ -223,6 +237,8 @@ class Chain:
                 for a in self.accounts.values()
             ],
             "seen_clients": {c: [list(k) for k in m.seen_clients] for c, m in self.markets.items()},
+            # order ids must never be handed out twice, even by a restarted node
+            "next_order_id": {c: m.exchange.next_order_id for c, m in self.markets.items()},
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
@@ -246,6 +262,9 @@ class Chain:
         for contract, seen in data.get("seen_clients", {}).items():
             if contract in self.markets:
                 self.markets[contract].seen_clients = {(a, c) for a, c in seen}
+        for contract, next_id in data.get("next_order_id", {}).items():
+            if contract in self.markets:
+                self.markets[contract].exchange.reserve_ids(int(next_id))
 
 
 def _signer_key(tx: DecodedTx) -> bytes:

@@ -141,10 +141,18 @@ class DexMarket:
             )
         return out
 
-    def cancel(self, acct: Account, order_id: int) -> list[Event]:
+    def cancel(
+        self, acct: Account, order_id: int, side: Side | None = None, price: int | None = None
+    ) -> list[Event]:
+        """Cancel by id; the cancellation's direction and price must match the order's."""
         c = self.spec.contract
         o = self.orders.get(order_id)
-        if o is None or o.account is not acct:
+        if (
+            o is None
+            or o.account is not acct
+            or (side is not None and o.side is not side)
+            or (price is not None and o.price != price)
+        ):
             return [
                 event(
                     "dex_cancel_rejected",

@@ -62,6 +62,14 @@ class Exchange:
         if self.record_deltas:
             self.deltas.append((side, price, lots))
 
+    @property
+    def next_order_id(self) -> int:
+        return self._next_oid
+
+    def reserve_ids(self, next_id: int) -> None:
+        """Never hand out ids below ``next_id`` (a restarted venue continues its numbering)."""
+        self._next_oid = max(self._next_oid, next_id)
+
     def would_cross(self, side: int, price: int) -> bool:
         """True if a limit order at ``price`` on ``side`` would take liquidity."""
         book = self.book

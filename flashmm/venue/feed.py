@@ -111,9 +111,11 @@ class FeedClient:
             while True:
                 i = self._pick(0)  # always prefer the first healthy endpoint in order
                 if i is None:
+                    # every breaker is open: probe the one that re-opens first, at the
+                    # backoff pace, rather than stay dark for a whole cooldown
                     await asyncio.sleep(self.backoff(attempt))
                     attempt += 1
-                    continue
+                    i = min(range(len(self.breakers)), key=lambda k: self.breakers[k].open_until)
                 url = self.cfg.endpoints[i]
                 if self.endpoint is not None and url != self.endpoint:
                     self.failovers += 1

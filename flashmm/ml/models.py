@@ -1,0 +1,133 @@
+"""The direction models: a small transformer over the last ``seq_len`` feature vectors, and
+two baselines it has to beat (an MLP on the latest vector and a multinomial logistic
+regression on order-book imbalance alone).
+
+Every model takes the z-scored input ``x`` of shape (B, T, 64) (the schema's mean/std,
+clipped) and returns logits of shape (B, H, 3) over DOWN/FLAT/UP for each of the H label
+horizons. All are ``torch.jit.script``-able; ``Temperature`` wraps any of them so that an
+exported model returns calibrated logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from flashmm.ml.schema import FEATURE_NAMES, N_FEATURES
+
+N_CLASSES = 3
+IMBALANCE_FEATURES: tuple[str, ...] = ("imb_1", "imb_3", "imb_5")
+KINDS: tuple[str, ...] = ("transformer", "mlp", "logistic")
+
+
+class MarketTransformer(nn.Module):
+    """Linear embedding + learned positions -> pre-norm transformer encoder -> last token
+    -> one 3-class linear head per horizon."""
+
+    def __init__(
+        self,
+        n_features: int = N_FEATURES,
+        d_model: int = 128,
+        layers: int = 4,
+        heads: int = 8,
+        ff: int = 256,
+        dropout: float = 0.1,
+        seq_len: int = 32,
+        n_horizons: int = 3,
+    ) -> None:
+        super().__init__()
+        self.seq_len = seq_len
+        self.n_horizons = n_horizons
+        self.inp = nn.Linear(n_features, d_model)
+        self.pos = nn.Parameter(torch.randn(1, seq_len, d_model) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d_model, heads, ff, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.heads = nn.ModuleList([nn.Linear(d_model, N_CLASSES) for _ in range(n_horizons)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = x.size(1)
+        # a shorter history takes the last t positions, so the newest row is always at -1
+        h = self.inp(x) + self.pos[:, self.seq_len - t :]
+        h = self.encoder(h)
+        last = self.norm(h[:, -1])
+        return torch.stack([head(last) for head in self.heads], dim=1)
+
+
+class MLPBaseline(nn.Module):
+    """The latest feature vector -> 64 -> 64 -> H x 3 (ReLU)."""
+
+    def __init__(self, n_features: int = N_FEATURES, hidden: int = 64, n_horizons: int = 3) -> None:
+        super().__init__()
+        self.n_horizons = n_horizons
+        self.n_classes = N_CLASSES
+        self.net = nn.Sequential(
+            nn.Linear(n_features, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_horizons * N_CLASSES),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x[:, -1]).view(-1, self.n_horizons, self.n_classes)
+
+
+class ImbalanceLogistic(nn.Module):
+    """Multinomial logistic regression per horizon on the imbalance features only, picked by
+    name from the schema (the other 61 inputs are never read)."""
+
+    def __init__(
+        self,
+        feature_names: tuple[str, ...] = FEATURE_NAMES,
+        inputs: tuple[str, ...] = IMBALANCE_FEATURES,
+        n_horizons: int = 3,
+    ) -> None:
+        super().__init__()
+        self.n_horizons = n_horizons
+        self.n_classes = N_CLASSES
+        idx = [feature_names.index(name) for name in inputs]
+        self.register_buffer("idx", torch.tensor(idx, dtype=torch.long))
+        self.linear = nn.Linear(len(idx), n_horizons * N_CLASSES)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = x[:, -1].index_select(1, self.idx)
+        return self.linear(z).view(-1, self.n_horizons, self.n_classes)
+
+
+class Temperature(nn.Module):
+    """``model(x) / T_h`` per horizon: calibrated logits (argmax unchanged)."""
+
+    def __init__(self, model: nn.Module, temperatures: Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("t", temperatures.detach().clone().float().view(1, -1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x) / self.t
+
+
+def build(kind: str, n_horizons: int = 3, seq_len: int = 32, **kwargs: Any) -> nn.Module:
+    """A fresh model of ``kind`` (one of ``KINDS``); ``kwargs`` go to its constructor."""
+    if kind == "transformer":
+        return MarketTransformer(seq_len=seq_len, n_horizons=n_horizons, **kwargs)
+    if kind == "mlp":
+        return MLPBaseline(n_horizons=n_horizons, **kwargs)
+    if kind == "logistic":
+        return ImbalanceLogistic(n_horizons=n_horizons, **kwargs)
+    raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})")
+
+
+def script(model: nn.Module) -> torch.jit.ScriptModule:
+    """TorchScript of ``model`` in eval mode (portable: not frozen, no backend-specific
+    rewrites). Apply ``optimize`` on the machine that runs it."""
+    return torch.jit.script(model.eval())  # type: ignore[no-any-return]
+
+
+def optimize(scripted: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """Freeze and apply the CPU inference rewrites (for this process only; not saved)."""
+    return torch.jit.optimize_for_inference(scripted)  # type: ignore[no-any-return]
