@@ -105,6 +105,7 @@ class MarketMaker:
         self.cancel_retry_ns = int(cancel_retry_s * 1e9)
         self.stats = CycleStats()
         self.last_signal = (0.0, 0.0)
+        self.last_sample: tuple[int, float] | None = None  # (ts, inventory) of the features
         self._last_fit_ns = 0
         self._last_cycle_ns = 0
         self._quoted_bid = 0
@@ -175,6 +176,7 @@ class MarketMaker:
         if signal.uses_features:
             signed = util if pos.lots >= 0 else -util
             feats = self.features.sample(book, now_ns, signed)
+            self.last_sample = (now_ns, signed)
         else:
             feats = self.features.values
         sigma = self.vol.update(mid, now_ns) if mid else self.vol.sigma

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from flashmm.ml.recording import SessionWriter
 from flashmm.venue.base import (
     BookDelta,
     BookSnapshot,
@@ -55,11 +56,13 @@ class QuoteLoop:
         venue: Venue,
         cfg: LoopConfig | None = None,
         sinks: StoreSinks | None = None,
+        recorder: SessionWriter | None = None,
     ) -> None:
         self.mm = mm
         self.venue = venue
         self.cfg = cfg or LoopConfig()
         self.sinks = sinks
+        self.recorder = recorder
         self._risk_state = mm.risk.state
         self.feed = FeedBook(mm.book)
         self._wake = asyncio.Event()
@@ -79,11 +82,16 @@ class QuoteLoop:
             if self.sinks is not None
             else None
         )
+        recording = (
+            asyncio.create_task(self._recording(), name="recorder")
+            if self.recorder is not None
+            else None
+        )
         try:
             await self._quote_until(stop)
         finally:
             await self._shutdown()
-            for task in (consumer, snaps):
+            for task in (consumer, snaps, recording):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -91,6 +99,7 @@ class QuoteLoop:
 
     async def _resync(self) -> None:
         self.feed.apply_snapshot(await self.venue.snapshot())
+        self._record_snapshot()
         self.mm.risk.last_data_ns = time.monotonic_ns()
 
     async def _quote_until(self, stop: asyncio.Event) -> None:
@@ -125,7 +134,11 @@ class QuoteLoop:
         if not self.feed.ready:
             await self._resync()
         t0 = time.perf_counter_ns()
-        batch = self.mm.cycle(time.monotonic_ns(), reactive=reactive)
+        mm = self.mm
+        sampled = mm.last_sample
+        batch = mm.cycle(time.monotonic_ns(), reactive=reactive)
+        if self.recorder is not None and mm.last_sample is not sampled and mm.last_sample:
+            self.recorder.add(["F", *mm.last_sample])
         if self.sinks is not None:
             self._record(batch)
         self.mm.timers["to_venue"].record(time.perf_counter_ns() - t0)
@@ -136,6 +149,33 @@ class QuoteLoop:
         if reconcile:
             orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
             self.reconcile_orphans += len(orphans)
+
+    def _record_book(self, rec: SessionWriter, before: int, ev: BookDelta) -> None:
+        """Only what the live book really applied, so a replay rebuilds the same book."""
+        book = self.mm.book
+        if not self.feed.ready or book.seq == before:
+            return
+        if book.seq == ev.seq and before == ev.seq - 1:
+            rec.add(["D", ev.seq, ev.levels])
+        else:  # a resync replayed buffered deltas: record the resulting book instead
+            self._record_snapshot()
+
+    def _record_snapshot(self) -> None:
+        if self.recorder is not None and self.feed.ready:
+            bids, asks = self.mm.book.snapshot()
+            self.recorder.add(["S", self.mm.book.seq, bids, asks])
+
+    async def _recording(self) -> None:
+        """Compress and write the recorded events about once a second, off the loop."""
+        assert self.recorder is not None
+        rec = self.recorder
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                await asyncio.to_thread(rec.write, rec.take())
+        finally:
+            rec.write(rec.take())
+            rec.close()
 
     def _record(self, batch: OrderBatch) -> None:
         """Queue this cycle's new orders, risk-state changes and the periodic snapshot."""
@@ -177,8 +217,12 @@ class QuoteLoop:
             try:
                 if isinstance(ev, BookDelta):
                     t0 = time.perf_counter_ns()
+                    before = mm.book.seq
                     ok = self.feed.apply_delta(ev)
                     timers.record(time.perf_counter_ns() - t0)
+                    rec = self.recorder
+                    if rec is not None:
+                        self._record_book(rec, before, ev)
                     if not ok:
                         self._wake.set()
                         continue
@@ -199,6 +243,8 @@ class QuoteLoop:
             mm.risk.last_data_ns = time.monotonic_ns()
         elif isinstance(ev, TradePrint):
             mm.on_trade(ev.price, ev.lots, int(ev.aggressor), ev.ts_ns)
+            if self.recorder is not None:
+                self.recorder.add(["T", ev.ts_ns, ev.price, ev.lots, int(ev.aggressor)])
         elif isinstance(ev, OrderFilled):
             o = om.live.get(ev.fill.client_id)
             if mm.on_fill(ev.fill) and sinks is not None:
@@ -221,6 +267,7 @@ class QuoteLoop:
                 sinks.order(mm, o, ev.reason)
         elif isinstance(ev, BookSnapshot):
             self.feed.apply_snapshot(ev)
+            self._record_snapshot()
         else:
             raise TypeError(f"unexpected venue event {type(ev).__name__}")
 
