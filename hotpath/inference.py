@@ -144,6 +144,10 @@ class ModelSignal:
         self._rows = 0
         self._i = 0
         self._buf = np.zeros((64, 64), dtype=np.float32)
+        self._mean = np.zeros(64, dtype=np.float32)
+        self._inv_std = np.ones(64, dtype=np.float32)
+        self._clip = 10.0
+        self._h_index = 1
         if model is not None:
             self._install(model)
 
@@ -159,6 +163,9 @@ class ModelSignal:
         self._h_index = min(
             range(len(m.horizons_s)), key=lambda j: abs(m.horizons_s[j] - self.horizon_s)
         )
+        with torch.inference_mode():  # first calls of an op are slow: not on a live cycle
+            for _ in range(5):
+                torch.softmax(torch.zeros(len(m.horizons_s), 3), dim=-1).tolist()
         self.model = m
         self.open_until = 0
         self.open_reason = ""

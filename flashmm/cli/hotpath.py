@@ -120,16 +120,13 @@ def _signal(settings: Settings) -> Any:
     ml = settings.ml
     if not ml.enabled or not ml.model_path:
         return None  # no model configured: quote without a directional signal
-    import torch
-
     from hotpath.inference import ModelSignal, load_model
 
-    torch.set_num_threads(ml.threads)
-    model = load_model(ml.model_path) if ml.model_path else None
     return ModelSignal(
-        model,
+        load_model(ml.model_path),
         horizon_s=ml.horizon_s,
         budget_us=ml.budget_us,
         slow_trip=ml.slow_trip,
         cooldown_s=ml.cooldown_s,
+        threads=ml.threads,
     )
