@@ -113,7 +113,11 @@ class ModelSignal:
         slow_trip: int = 3,
         error_trip: int = 1,
         cooldown_s: float = 10.0,
+        threads: int = 1,
     ) -> None:
+        # one thread: the hot path owns one core, and thread-pool hand-offs on tiny tensors
+        # cost milliseconds when the other cores are busy
+        torch.set_num_threads(threads)
         self.fallback = FallbackSignal()
         self.horizon_s = horizon_s
         self.budget_ns = int(budget_us * 1000)
