@@ -49,6 +49,22 @@ class NoSignal:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A bounded nudge from a slow advisor (e.g. an LLM regime assessment): it may only
+    widen spreads (``spread_mult`` ≥ 1) or damp the signal (``signal_scale`` in [0, 1])."""
+
+    spread_mult: float = 1.0
+    signal_scale: float = 1.0
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.spread_mult <= 3.0:
+            raise ValueError(f"spread_mult must be in [1, 3], got {self.spread_mult}")
+        if not 0.0 <= self.signal_scale <= 1.0:
+            raise ValueError(f"signal_scale must be in [0, 1], got {self.signal_scale}")
+
+
 @dataclass(slots=True)
 class CycleStats:
     cycles: int = 0
@@ -105,6 +121,7 @@ class MarketMaker:
         self.cancel_retry_ns = int(cancel_retry_s * 1e9)
         self.stats = CycleStats()
         self.last_signal = (0.0, 0.0)
+        self.adjustment = Adjustment()
         self.last_sample: tuple[int, float] | None = None  # (ts, inventory) of the features
         self._last_fit_ns = 0
         self._last_cycle_ns = 0
@@ -210,8 +227,9 @@ class MarketMaker:
                     self.intensity.k,
                     pos.lots,
                     util,
-                    direction,
+                    direction * self.adjustment.signal_scale,
                     confidence,
+                    self.adjustment.spread_mult,
                 ),
                 self.instrument.notional_per_tick_lot,
             )

@@ -33,6 +33,7 @@ class QuoteInputs(NamedTuple):
     utilisation: float  # |position notional| / limit, 0..1+
     signal: float  # −1..1 expected direction
     confidence: float  # 0..1
+    spread_mult: float = 1.0  # ≥ 1: extra widening from a regime advisor
 
 
 def pick_mode(p: QuoteParams, sigma: float, utilisation: float) -> Mode:
@@ -62,7 +63,7 @@ def build_quotes(p: QuoteParams, x: QuoteInputs, lot_notional_per_tick: float) -
     offset *= p.inventory_skew_mult
     if x.confidence >= p.signal_min_confidence:
         offset += p.signal_skew_ticks * x.signal * x.confidence
-    widen = 1.0 + p.vol_widen * max(0.0, x.sigma / p.vol_ref - 1.0)
+    widen = (1.0 + p.vol_widen * max(0.0, x.sigma / p.vol_ref - 1.0)) * max(1.0, x.spread_mult)
     half = min(max(half * s_mult * widen, p.min_half_spread_ticks), p.max_half_spread_ticks)
     centre = x.mid + offset
     bid0 = math.floor(centre - half)
