@@ -122,6 +122,7 @@ class MarketMaker:
         self.stats = CycleStats()
         self.last_signal = (0.0, 0.0)
         self.adjustment = Adjustment()
+        self.enabled = True  # False: stopped by the operator (no quotes, cancel everything)
         self.last_sample: tuple[int, float] | None = None  # (ts, inventory) of the features
         self._last_fit_ns = 0
         self._last_cycle_ns = 0
@@ -213,7 +214,7 @@ class MarketMaker:
         if mid:
             risk.on_pnl(pos.net_pnl(mid))
             risk.on_volatility(sigma, now_ns)
-        if risk.gate(now_ns) is not None:
+        if not self.enabled or risk.gate(now_ns) is not None:
             quotes = []
         else:
             quotes = build_quotes(

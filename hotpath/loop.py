@@ -200,6 +200,23 @@ class QuoteLoop:
             except Exception:  # a store problem must never reach the loop
                 log.warning("snapshot for the stores failed", exc_info=True)
 
+    async def cancel_all_and_confirm(self, timeout_s: float = 5.0) -> int:
+        """Cancel every live order and wait until the venue shows none of ours; returns how
+        many are still open at the deadline (0 = confirmed)."""
+        await self._send(self.mm.pull_quotes(time.monotonic_ns()))
+        deadline = time.monotonic() + timeout_s
+        left = -1
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            try:
+                left = len(await self.venue.open_orders())
+            except Exception:  # venue unreachable: keep trying until the deadline
+                continue
+            if left == 0:
+                return 0
+            await self._send(self.mm.pull_quotes(time.monotonic_ns()))
+        return left if left >= 0 else len(self.mm.om.live)
+
     async def halt(self, reason: str) -> None:
         """Kill switch from the owner: HALTED and every live order cancelled now."""
         await self._send(self.mm.halt(reason, time.monotonic_ns()))

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -66,6 +66,15 @@ class SeiVenueConfig:
     feed_stale_after_s: float = 1.5
 
 
+def _queries(address: str) -> tuple[str, ...]:
+    return (
+        "tm.event='NewBlock'",
+        f"tm.event='Tx' AND message.sender='{address}'",
+        # our resting orders filled by someone else's transaction
+        f"tm.event='Tx' AND dex_order_filled.account='{address}'",
+    )
+
+
 @dataclass(slots=True)
 class _Known:
     side: Side
@@ -84,12 +93,7 @@ class SeiVenue:
         self.feed = FeedClient(
             FeedConfig(
                 endpoints=cfg.ws_urls,
-                queries=(
-                    "tm.event='NewBlock'",
-                    f"tm.event='Tx' AND message.sender='{wallet.address}'",
-                    # our resting orders filled by someone else's transaction
-                    f"tm.event='Tx' AND dex_order_filled.account='{wallet.address}'",
-                ),
+                queries=_queries(wallet.address),
                 stale_after_s=cfg.feed_stale_after_s,
             ),
             self._on_event,
@@ -183,6 +187,22 @@ class SeiVenue:
             for p in places:
                 self._known[p.client_id] = _Known(p.side, p.price)
             await self._send(cancels, places)
+
+    async def switch_wallet(self, wallet: Wallet) -> None:
+        """Sign with another key from the next batch on (the caller has cancelled the old
+        key's orders first); events follow the new address."""
+        async with self._lock:
+            self.wallet = wallet
+            self._known.clear()
+            self._by_order_id.clear()
+            self._waiting_cancels.clear()
+            self._unsure = None
+            await self._read_account()
+            self.feed.cfg = replace(self.feed.cfg, queries=_queries(wallet.address))
+            if self._feed_task is not None:
+                self._feed_task.cancel()
+                await asyncio.gather(self._feed_task, return_exceptions=True)
+                self._feed_task = asyncio.create_task(self.feed.run(), name="sei-feed")
 
     # --- sending ------------------------------------------------------------------------
     def _ready_cancels(self) -> list[ChainCancel]:

@@ -1,0 +1,1 @@
+"""Signing keys: an encrypted keystore with cold, warm and hot tiers."""
