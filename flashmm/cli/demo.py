@@ -34,6 +34,7 @@ class _Proc:
         self.name = name
         self.proc = proc
         self.latest: dict[str, Any] = {}
+        self.control: dict[str, Any] = {}
         self.first = asyncio.get_running_loop().create_future()
         self.reader = asyncio.create_task(self._read())
 
@@ -43,6 +44,9 @@ class _Proc:
             try:
                 obj = json.loads(raw)
             except ValueError:
+                continue
+            if obj.get("event") == "control":
+                self.control = obj
                 continue
             self.latest = obj
             if not self.first.done():

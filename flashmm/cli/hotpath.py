@@ -69,6 +69,7 @@ async def _run(
         REGISTRY.register(HotPathCollector(lambda: [mm]))
         mark_uptime("hotpath")
         start_http_server(metrics_port, addr="127.0.0.1")
+    control = await _control(settings, symbol, ql, venue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -95,6 +96,8 @@ async def _run(
     finally:
         stop.set()
         await task
+        if control is not None:
+            await control.stop()
         await venue.close()
         await sinks.close()
     pos = mm.om.position
@@ -130,3 +133,66 @@ def _signal(settings: Settings) -> Any:
         cooldown_s=ml.cooldown_s,
         threads=ml.threads,
     )
+
+
+async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
+    """The local control API, when a token is configured; applies the persisted state."""
+    import os
+    from pathlib import Path
+
+    from hotpath.control import ControlServer, ControlState
+
+    hp = settings.hotpath
+    safe = "".join(ch if ch.isalnum() else "_" for ch in symbol)
+    state_file = Path(hp.state_dir) / f"{safe}.control.json"
+    token = os.environ.get(hp.control_token_env, "")
+    if not token:
+        ql.mm.enabled = hp.start_state == "trading"
+        return None
+
+    async def switch_key(ref: str) -> str:
+        wallet = resolve_key(settings, ref, symbol)
+        left = await ql.cancel_all_and_confirm()
+        if left:
+            raise RuntimeError(f"{left} order(s) of the old key still open")
+        await venue.switch_wallet(wallet)
+        return str(wallet.address)
+
+    control = ControlServer(
+        ql,
+        state_file,
+        token,
+        hp.control_port,
+        key_switcher=switch_key if hasattr(venue, "switch_wallet") else None,
+    )
+    if not state_file.exists():
+        control.state = ControlState(state=hp.start_state)
+    control.apply_persisted()
+    await control.start()
+    print(
+        json.dumps(
+            {
+                "event": "control",
+                "symbol": symbol,
+                "port": control.port,
+                "state": control.state.state,
+            }
+        ),
+        flush=True,
+    )
+    return control
+
+
+def resolve_key(settings: Settings, ref: str, symbol: str) -> Any:
+    """A key reference to a wallet: ``keystore:<id>``, or ``dev:<name>`` in dev/test."""
+    from pathlib import Path
+
+    from flashmm.keys.keystore import Keystore
+    from flashmm.venue.sei.wallet import Wallet, dev_mnemonic
+
+    kind, _, name = ref.partition(":")
+    if kind == "keystore":
+        return Keystore.from_env(Path(settings.hotpath.keystore_dir)).wallet(name)
+    if kind == "dev" and settings.environment in ("dev", "test"):
+        return Wallet.from_mnemonic(dev_mnemonic(name))
+    raise ValueError(f"unsupported key reference {ref.split(':')[0]!r}")

@@ -97,6 +97,12 @@ class HotPathSettings(BaseModel):
 
     quote_hz: float = Field(5.0, gt=0, le=100)
     status_interval_s: float = Field(1.0, gt=0)
+    # the local control API (loopback only; 0 = a free port, printed at start-up)
+    control_port: int = Field(0, ge=0, le=65535)
+    control_token_env: str = "FLASHMM_CONTROL_TOKEN"
+    state_dir: str = ".run/hotpath"  # desired state per market, survives restarts
+    start_state: str = Field("trading", pattern="^(trading|stopped)$")  # with no saved state
+    keystore_dir: str = ".run/keystore"
     quoting: dict[str, Any] = Field(default_factory=dict)
     risk: dict[str, Any] = Field(default_factory=dict)
 

@@ -32,20 +32,23 @@ def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 100) -> Tens
     labels = labels.detach().long().cpu()
     out = torch.ones(logits.shape[1])
     for h in range(logits.shape[1]):
-        z, y = logits[:, h], labels[:, h]
-        log_t = torch.zeros(1, requires_grad=True)
-        opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
-
-        def closure(z: Tensor = z, y: Tensor = y, log_t: Tensor = log_t) -> Tensor:
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(z / log_t.exp(), y)
-            loss.backward()  # type: ignore[no-untyped-call]
-            return loss
-
-        opt.step(closure)  # type: ignore[no-untyped-call]
-        t = float(log_t.detach().exp())
+        t = _fit_one(logits[:, h], labels[:, h], max_iter)
         out[h] = min(max(t, _T_MIN), _T_MAX) if math.isfinite(t) else 1.0
     return out
+
+
+def _fit_one(z: Tensor, y: Tensor, max_iter: int) -> float:
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z / log_t.exp(), y)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    opt.step(closure)  # type: ignore[no-untyped-call]
+    return float(log_t.detach().exp())
 
 
 def nll(logits: Tensor, labels: Tensor) -> list[float]:
@@ -58,7 +61,8 @@ def nll(logits: Tensor, labels: Tensor) -> list[float]:
 
 def _bins(conf: np.ndarray, n_bins: int) -> np.ndarray:
     # bin b holds confidences in (b/n, (b+1)/n]; a confidence of exactly 0 goes to bin 0
-    return np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    b: np.ndarray = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    return b
 
 
 def reliability(
@@ -111,8 +115,9 @@ def f1_macro(pred: np.ndarray, labels: np.ndarray, n_classes: int = 3) -> float:
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+    e: np.ndarray = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return out
 
 
 def horizon_metrics(
@@ -128,7 +133,7 @@ def horizon_metrics(
         direction = np.where(p[:, UP] > p[:, DOWN], UP, DOWN)
         n_moved = int(moved.sum())
         out[name] = {
-            "n": int(len(y)),
+            "n": len(y),
             "n_moved": n_moved,
             "accuracy": float(np.mean(pred == y)) if len(y) else float("nan"),
             "accuracy_moved": float(np.mean(direction[moved] == y[moved]))

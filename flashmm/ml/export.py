@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from flashmm import __version__
-from flashmm.ml.models import optimize, script
+from flashmm.ml.models import load_script, optimize, save_script, script
 from flashmm.ml.schema import FeatureSchema, SchemaMismatchError, check_compatible
 from flashmm.ml.train import TrainResult
 
@@ -73,7 +73,7 @@ def max_abs_diff(a: torch.nn.Module, b: torch.nn.Module, x: Tensor) -> float:
 
 def measure_latency(
     module: torch.nn.Module, shape: tuple[int, ...], runs: int = 1000, warmup: int = 100
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """p50/p99 of one forward pass in µs, on one thread (restored afterwards)."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -118,9 +118,9 @@ def export(
     model_path, card_path = out / MODEL_FILE, out / CARD_FILE
     card_path.unlink(missing_ok=True)  # no card = no (half-written) artifact
     trained = result.calibrated()
-    torch.jit.save(script(trained), str(model_path))
+    save_script(script(trained), str(model_path))
 
-    reloaded = torch.jit.load(str(model_path), map_location="cpu").eval()
+    reloaded = load_script(str(model_path))
     x = result.check_x
     diff = max_abs_diff(trained, reloaded, x)
     if not diff <= tolerance:
@@ -207,7 +207,7 @@ def load(path: str | Path, *, device: str = "cpu", optimized: bool = True) -> Lo
     schema = read_schema(card)
     if _sha256(model_path) != card.get("model_sha256"):
         raise ArtifactError(f"{model_path} does not match the card's checksum")
-    module = torch.jit.load(str(model_path), map_location=device).eval()
+    module = load_script(str(model_path), device)
     if optimized and torch.device(device).type == "cpu":
         module = optimize(module)
     return LoadedModel(module, schema, card, root)

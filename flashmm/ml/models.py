@@ -8,8 +8,9 @@ horizons. All are ``torch.jit.script``-able; ``Temperature`` wraps any of them s
 exported model returns calibrated logits.
 """
 
-from __future__ import annotations
-
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -74,12 +75,15 @@ class MLPBaseline(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x[:, -1]).view(-1, self.n_horizons, self.n_classes)
+        out: Tensor = self.net(x[:, -1])
+        return out.view(-1, self.n_horizons, self.n_classes)
 
 
 class ImbalanceLogistic(nn.Module):
     """Multinomial logistic regression per horizon on the imbalance features only, picked by
     name from the schema (the other 61 inputs are never read)."""
+
+    idx: Tensor
 
     def __init__(
         self,
@@ -95,12 +99,14 @@ class ImbalanceLogistic(nn.Module):
         self.linear = nn.Linear(len(idx), n_horizons * N_CLASSES)
 
     def forward(self, x: Tensor) -> Tensor:
-        z = x[:, -1].index_select(1, self.idx)
-        return self.linear(z).view(-1, self.n_horizons, self.n_classes)
+        out: Tensor = self.linear(x[:, -1].index_select(1, self.idx))
+        return out.view(-1, self.n_horizons, self.n_classes)
 
 
 class Temperature(nn.Module):
     """``model(x) / T_h`` per horizon: calibrated logits (argmax unchanged)."""
+
+    t: Tensor
 
     def __init__(self, model: nn.Module, temperatures: Tensor) -> None:
         super().__init__()
@@ -108,7 +114,8 @@ class Temperature(nn.Module):
         self.register_buffer("t", temperatures.detach().clone().float().view(1, -1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x) / self.t
+        out: Tensor = self.model(x)
+        return out / self.t
 
 
 def build(kind: str, n_horizons: int = 3, seq_len: int = 32, **kwargs: Any) -> nn.Module:
@@ -122,12 +129,35 @@ def build(kind: str, n_horizons: int = 3, seq_len: int = 32, **kwargs: Any) -> n
     raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})")
 
 
+@contextlib.contextmanager
+def _torchscript() -> Iterator[None]:
+    """TorchScript is deprecated upstream, but it is this project's model format."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
 def script(model: nn.Module) -> torch.jit.ScriptModule:
     """TorchScript of ``model`` in eval mode (portable: not frozen, no backend-specific
     rewrites). Apply ``optimize`` on the machine that runs it."""
-    return torch.jit.script(model.eval())  # type: ignore[no-any-return]
+    with _torchscript():
+        return torch.jit.script(model.eval())
 
 
 def optimize(scripted: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
     """Freeze and apply the CPU inference rewrites (for this process only; not saved)."""
-    return torch.jit.optimize_for_inference(scripted)  # type: ignore[no-any-return]
+    with _torchscript():
+        return torch.jit.optimize_for_inference(scripted)
+
+
+def save_script(module: torch.jit.ScriptModule, path: str) -> None:
+    with _torchscript():
+        torch.jit.save(module, path)
+
+
+def load_script(path: str, device: str = "cpu") -> torch.jit.ScriptModule:
+    """A saved TorchScript module, in eval mode, on ``device``."""
+    with _torchscript():
+        module: torch.jit.ScriptModule = torch.jit.load(path, map_location=device)  # type: ignore[no-untyped-call]
+    module.eval()
+    return module

@@ -1,0 +1,207 @@
+"""``flashmm train`` and ``flashmm evaluate``: train a direction model on seeded simulated
+sessions and export it with its card; evaluate an exported model against the baselines
+(trained on the same data, regenerated from the card) on held-out seeds."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from flashmm.config import Settings
+from flashmm.ml.dataset import Dataset, simulate
+from flashmm.sim.params import MarketParams
+
+KINDS = ("transformer", "mlp", "logistic")
+BASELINES = ("mlp", "logistic")
+SAMPLE_S = 0.2
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1-8"``, ``"3"`` or ``"1,4,10-12"`` -> sorted unique seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise ValueError(f"bad seed list {text!r} (e.g. 1-8 or 1,3,5-7)") from None
+        if b < a:
+            raise ValueError(f"bad seed range {part!r}")
+        seeds.update(range(a, b + 1))
+    return sorted(seeds)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", choices=KINDS, default="transformer", help="model (transformer)")
+    p.add_argument("--seeds", default="1-8", help="simulated sessions to train on (1-8)")
+    p.add_argument("--minutes", type=float, default=30.0, help="minutes per session (30)")
+    p.add_argument("--epochs", type=int, default=20, help="maximum epochs (20)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (0)")
+    p.add_argument("--out", required=True, metavar="DIR", help="artifact directory")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--patience", type=int, default=4, help="early-stopping patience (4)")
+    p.add_argument("--seq-len", type=int, default=32)
+    p.add_argument("--val-frac", type=float, default=0.15, help="last part kept for validation")
+    p.add_argument("--dead-band", type=float, default=0.0, metavar="TICKS", help="flat band")
+    p.add_argument("--weighted", action="store_true", help="class-weighted cross-entropy")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="DIR", help="artifact directory")
+    p.add_argument("--seeds", default="101-104", help="held-out sessions (101-104)")
+    p.add_argument("--minutes", type=float, default=20.0, help="minutes per session (20)")
+    p.add_argument("--out", default="reports/eval", metavar="DIR", help="report directory")
+    p.add_argument("--baseline-epochs", type=int, default=None, help="default: the model's")
+    p.add_argument("--no-trading", action="store_true", help="skip the trading-effect backtest")
+    p.add_argument("--device", default=None)
+    p.add_argument("--quiet", action="store_true")
+
+
+def _log(args: argparse.Namespace, msg: str) -> None:
+    if not args.quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def fingerprint(d: Dataset) -> str:
+    h = hashlib.sha256(d.x.tobytes())
+    h.update(d.y.tobytes())
+    return h.hexdigest()[:16]
+
+
+def generate(
+    seeds: list[int],
+    minutes: float,
+    params: MarketParams,
+    dead_band: float,
+    args: Any,
+    sample_s: float = SAMPLE_S,
+) -> Dataset:
+    parts = []
+    for s in seeds:
+        _log(args, f"simulating seed {s}: {minutes:g} min")
+        parts.append(
+            simulate(s, minutes, params=params, sample_s=sample_s, dead_band_ticks=dead_band)
+        )
+    return Dataset.concat(parts)
+
+
+def _params(settings: Settings) -> MarketParams:
+    m = settings.markets[0]
+    start = m.instrument().price_to_ticks(m.start_price)
+    return settings.sim.market_params(start_price=start)
+
+
+def run_train(settings: Settings, args: argparse.Namespace) -> int:
+    from flashmm.ml.export import export
+    from flashmm.ml.train import train
+
+    if not 0.0 < args.val_frac < 1.0:
+        raise ValueError("--val-frac must be between 0 and 1")
+    seeds = parse_seeds(args.seeds)
+    params = _params(settings)
+    data = generate(seeds, args.minutes, params, args.dead_band, args)
+    tr, va = data.split(1.0 - args.val_frac)
+    result = train(
+        tr, va, args.kind, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, patience=args.patience, seq_len=args.seq_len, device=args.device,
+        weighted=args.weighted, quiet=args.quiet,
+    )  # fmt: skip
+    market = params.as_dict()
+    market.pop("seed")
+    data_range = {
+        "source": "sim",
+        "seeds": seeds,
+        "minutes": args.minutes,
+        "sample_s": SAMPLE_S,
+        "dead_band_ticks": args.dead_band,
+        "val_frac": args.val_frac,
+        "market_params": market,
+        "rows": len(data),
+        "train_rows": len(tr),
+        "val_rows": len(va),
+        "fingerprint": fingerprint(data),
+    }
+    out = export(result, args.out, data_range)
+    from flashmm.ml.export import load
+
+    card = load(out, optimized=False).card
+    print(f"{card['version']} -> {out}")
+    print(f"  trained on seeds {args.seeds} x {args.minutes:g} min ({len(tr)} rows train, "
+          f"{len(va)} val), best epoch {result.best_epoch}/{len(result.history)}")  # fmt: skip
+    _print_metrics({result.kind: result.metrics}, result.horizons)
+    lat = card["latency"]
+    print(f"  latency (1,{result.seq_len},64), 1 thread: p50 {lat['p50_us']:.0f} µs, "
+          f"p99 {lat['p99_us']:.0f} µs")  # fmt: skip
+    return 0
+
+
+def _print_metrics(metrics: dict[str, dict[str, dict[str, float]]], horizons: list[str]) -> None:
+    print(f"  {'model':<12}{'horizon':>8}{'acc':>8}{'acc_moved':>11}{'f1':>8}{'ece':>8}")
+    for name, by_h in metrics.items():
+        for h in horizons:
+            m = by_h[h]
+            print(f"  {name:<12}{h:>8}{m['accuracy']:>8.3f}{m['accuracy_moved']:>11.3f}"
+                  f"{m['f1_macro']:>8.3f}{m['ece']:>8.3f}")  # fmt: skip
+
+
+def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from flashmm.ml.evaluate import EvalModel, evaluate, trading_effect
+    from flashmm.ml.export import load
+    from flashmm.ml.train import train
+
+    del settings  # the card's data range, not the current settings, defines the market
+    model = load(args.model)
+    card = model.card
+    dr = card["data_range"]
+    if dr.get("source") != "sim":
+        raise ValueError(f"cannot regenerate training data of source {dr.get('source')!r}")
+    test_seeds = parse_seeds(args.seeds)
+    overlap = set(test_seeds) & set(dr["seeds"])
+    if overlap:
+        raise ValueError(f"held-out seeds {sorted(overlap)} were used for training")
+    params = MarketParams(**dr["market_params"])
+    sample_s = float(dr["sample_s"])
+    data = generate(dr["seeds"], dr["minutes"], params, dr["dead_band_ticks"], args, sample_s)
+    notes: list[str] = []
+    if fingerprint(data) != dr.get("fingerprint"):
+        notes.append("regenerated training data differs from the card's fingerprint")
+        _log(args, f"warning: {notes[-1]}")
+    tr, va = data.split(1.0 - float(dr["val_frac"]))
+    cfg = card["train_config"]
+    models = {card["kind"]: EvalModel(model, model.schema)}
+    for kind in (k for k in BASELINES if k != card["kind"]):
+        res = train(
+            tr, va, kind, seed=int(cfg["seed"]),
+            epochs=args.baseline_epochs or int(cfg["epochs"]),
+            batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
+            patience=int(cfg["patience"]), seq_len=model.seq_len, device=args.device,
+            quiet=args.quiet,
+        )  # fmt: skip
+        models[kind] = EvalModel(res.calibrated(), res.schema)
+    test = generate(test_seeds, args.minutes, params, dr["dead_band_ticks"], args, sample_s)
+    effect: dict[str, Any] = (
+        {"skipped": True, "note": "--no-trading"}
+        if args.no_trading
+        else trading_effect(Path(args.model), test_seeds, args.minutes)
+    )
+    extra = {
+        "model": {"path": str(args.model), "version": card["version"], "kind": card["kind"]},
+        "test": {"seeds": test_seeds, "minutes": args.minutes, "rows": len(test)},
+        "trading_effect": effect,
+        "notes": notes,
+    }
+    report = evaluate(models, test, model.seq_len, args.out, extra)
+    print(f"evaluation of {card['version']} on seeds {args.seeds} x {args.minutes:g} min")
+    _print_metrics(report.metrics, report.horizons)
+    if effect.get("skipped"):
+        print(f"  trading effect: skipped ({effect.get('note')})")
+    print(f"  report: {report.out_dir / 'report.json'}")
+    return 0

@@ -1,0 +1,175 @@
+"""Held-out evaluation of the direction models: accuracy, accuracy on non-flat moves, F1
+(macro) and calibration error per horizon for each model, all on the same windows, written
+as a report directory (``report.json`` and PNG plots).
+
+The trading effect of a signal (does quoting with it earn more?) is measured by the hot path;
+``trading_effect`` calls it when that code is present.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from flashmm.ml.calibration import horizon_metrics, reliability, softmax
+from flashmm.ml.dataset import Dataset, horizon_name
+from flashmm.ml.schema import FeatureSchema
+from flashmm.ml.train import gather, normalize, window_index
+
+Predictor = Callable[[Tensor], Tensor]  # normalised (B, T, 64) -> logits (B, H, 3)
+SIGNAL_EVAL_MODULE = "hotpath.signal_eval"
+
+
+@dataclass
+class EvalModel:
+    """A model under evaluation: its predictor and the schema that normalises its input."""
+
+    predict: Predictor
+    schema: FeatureSchema
+
+
+@dataclass
+class EvalReport:
+    """Scores per model and horizon, reliability bins, and the files written."""
+
+    metrics: dict[str, dict[str, dict[str, float]]]
+    reliability: dict[str, dict[str, dict[str, list[float]]]]
+    horizons: list[str]
+    out_dir: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@torch.inference_mode()
+def logits_on(
+    model: EvalModel, data: Dataset, seq_len: int, batch: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, H, 3), labels (N, H)) over every full-history window of ``data``."""
+    xn = torch.from_numpy(normalize(data.x, model.schema))
+    idx = torch.from_numpy(window_index(data.ts, seq_len))
+    parts = [
+        model.predict(gather(xn, idx[i : i + batch], seq_len)).float()
+        for i in range(0, len(idx), batch)
+    ]
+    logits = torch.cat(parts).numpy() if parts else np.empty((0, data.y.shape[1], 3))
+    return logits, data.y[idx.numpy()]
+
+
+def evaluate(
+    models: dict[str, EvalModel],
+    test: Dataset,
+    seq_len: int,
+    out_dir: str | Path,
+    extra: dict[str, Any] | None = None,
+) -> EvalReport:
+    """Score every model on ``test`` (windows of ``seq_len``) and write the report."""
+    horizons = [horizon_name(h) for h in test.horizons_s]
+    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    rel: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for name, m in models.items():
+        logits, labels = logits_on(m, test, seq_len)
+        if len(labels) == 0:
+            raise ValueError(f"no windows of {seq_len} rows in the test set")
+        metrics[name] = horizon_metrics(logits, labels, horizons)
+        probs = softmax(logits.astype(np.float64))
+        rel[name] = {h: reliability(probs[:, j], labels[:, j]) for j, h in enumerate(horizons)}
+    report = EvalReport(metrics, rel, horizons, Path(out_dir), extra=dict(extra or {}))
+    write_report(report)
+    return report
+
+
+def _finite(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_report(report: EvalReport) -> None:
+    """``report.json`` plus reliability (per horizon) and accuracy-by-horizon plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = report.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for h in report.horizons:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect")
+        for name, by_h in report.reliability.items():
+            r = by_h[h]
+            bins = zip(r["confidence"], r["accuracy"], r["count"], strict=True)
+            pts = [(c, a) for c, a, n in bins if n > 0]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ece = report.metrics[name][h]["ece"]
+                ax.plot(xs, ys, marker="o", ms=3, label=f"{name} (ECE {ece:.3f})")
+        ax.set(xlabel="confidence (top class)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+        ax.set_title(f"reliability, {h}")
+        ax.legend(fontsize=8)
+        path = out / f"reliability_{h}.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        report.figures[f"reliability_{h}"] = path
+
+    names = list(report.metrics)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    width = 0.8 / max(1, len(names))
+    x = np.arange(len(report.horizons))
+    for ax, key, title in (
+        (axes[0], "accuracy_moved", "direction accuracy on non-flat moves"),
+        (axes[1], "f1_macro", "F1 (macro, 3 classes)"),
+    ):
+        for i, name in enumerate(names):
+            vals = [report.metrics[name][h][key] for h in report.horizons]
+            ax.bar(x + (i - (len(names) - 1) / 2) * width, vals, width, label=name)
+        if key == "accuracy_moved":
+            ax.axhline(0.5, color="grey", ls="--", lw=1)
+        ax.set_xticks(x, report.horizons)
+        ax.set_title(title)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
+    path = out / "accuracy_by_horizon.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    report.figures["accuracy_by_horizon"] = path
+
+    body = {
+        "horizons": report.horizons,
+        "metrics": report.metrics,
+        "reliability": report.reliability,
+        "figures": {k: p.name for k, p in report.figures.items()},
+        **report.extra,
+    }
+    (out / "report.json").write_text(json.dumps(_finite(body), indent=2, sort_keys=True) + "\n")
+
+
+def trading_effect(artifact_path: str | Path, seeds: list[int], minutes: float) -> dict[str, Any]:
+    """The signal's effect on quoting P&L, from ``hotpath.signal_eval`` when it exists
+    (a failure there is reported in the result, not raised)."""
+    try:
+        present = importlib.util.find_spec(SIGNAL_EVAL_MODULE) is not None
+    except ModuleNotFoundError:
+        present = False
+    if not present:
+        return {"skipped": True, "note": f"{SIGNAL_EVAL_MODULE} is not available"}
+    try:
+        mod = importlib.import_module(SIGNAL_EVAL_MODULE)
+        return dict(mod.trading_effect(str(artifact_path), list(seeds), minutes))
+    except Exception as e:
+        return {"skipped": True, "note": f"{SIGNAL_EVAL_MODULE} failed: {e!r}"}
