@@ -1,1 +1,1 @@
-"""Retryable, idempotent activities that workflows run; the control plane arrives with issue 6."""
+"""Activities: the side effects workflows run, each retryable and idempotent."""

@@ -241,6 +241,32 @@ class ControlServer:
         self.mm.enabled = True
         return "trading"
 
+    async def _daily_reset(self, args: dict[str, Any]) -> dict[str, Any]:
+        """New risk day: snapshot, reset the daily loss counters, re-arm the breakers that
+        may re-arm (drawdown, daily loss); an operator's halt stays."""
+        mm = self.mm
+        pos = mm.om.position
+        mid = mm.book.mid
+        pnl = pos.net_pnl(mid) if mid else pos.realized - pos.fees
+        risk = mm.risk
+        snapshot = {
+            "pnl_total": pnl,
+            "pnl_day": pnl - risk.day_start_pnl,
+            "fills": pos.fill_count,
+            "position_lots": pos.lots,
+            "state_before": risk.state.value,
+            "reason_before": risk.halt_reason,
+        }
+        risk.daily_reset(pnl)
+        rearmed = False
+        if self.state.state != "halted" and risk.halt_reason in (
+            "max_drawdown",
+            "daily_loss_limit",
+        ):
+            risk.resume()
+            rearmed = True
+        return {**snapshot, "rearmed": rearmed, "state_after": risk.state.value}
+
     async def _set_params(self, args: dict[str, Any]) -> dict[str, Any]:
         q = args.get("quoting") or {}
         r = args.get("risk") or {}
@@ -290,6 +316,7 @@ _COMMANDS: dict[str, Callable[[ControlServer, dict[str, Any]], Awaitable[Any]]] 
     "halt": ControlServer._halt,
     "resume": ControlServer._resume,
     "set_params": ControlServer._set_params,
+    "daily_reset": ControlServer._daily_reset,
     "load_model": ControlServer._load_model,
     "switch_key": ControlServer._switch_key,
 }

@@ -1,1 +1,1 @@
-"""Temporal workflow definitions (deterministic, no I/O); the control plane arrives with issue 6."""
+"""Temporal workflow definitions: deterministic, no I/O, no torch/numpy imports."""

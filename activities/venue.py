@@ -1,0 +1,124 @@
+"""Venue side of the control plane: cancel every resting order of a key on the Sei dex and
+verify none remain, and read the account's balances (for reconciliation)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from flashmm.config import Settings
+from flashmm.domain.orders import Side
+from flashmm.venue.sei.gas import GasConfig, GasEstimator, Urgency
+from flashmm.venue.sei.rest import RestClient
+from flashmm.venue.sei.tx import ChainCancel, MarketRef, build_tx, cancel_msg
+from flashmm.venue.sei.wallet import Wallet
+from workflows.types import VenueRequest
+
+
+class VenueActivities:
+    def __init__(self, settings: Settings, block_wait_s: float = 0.5) -> None:
+        self.s = settings
+        self.block_wait_s = block_wait_s
+
+    def _wallet(self, req: VenueRequest) -> Wallet:
+        from flashmm.cli.hotpath import resolve_key
+
+        ref = req.key_ref or f"dev:{self.s.venue.account_name(req.market)}"
+        try:
+            wallet: Wallet = resolve_key(self.s, ref, req.market)
+        except Exception as e:
+            raise ApplicationError(
+                f"cannot use key {ref.split(':')[0]}: {e}", type="KeyError", non_retryable=True
+            ) from None
+        return wallet
+
+    def _market(self, market: str) -> MarketRef:
+        m = self.s.market(market)
+        price_denom, asset_denom = m.denoms()
+        return MarketRef(m.contract_address(), price_denom, asset_denom, m.instrument())
+
+    @activity.defn(name="venue_cancel_all")
+    async def cancel_all(self, req: VenueRequest) -> dict[str, int]:
+        """Cancel until the venue shows no resting order of this key (heartbeats while it
+        works; a timeout is retried by the workflow until verified)."""
+        wallet = self._wallet(req)
+        mref = self._market(req.market)
+        rest = RestClient(tuple(self.s.venue.rest_urls))
+        gas = GasEstimator(
+            GasConfig(gas_price=self.s.venue.gas_price, max_fee_usei=self.s.venue.max_fee_usei)
+        )
+        cancelled = 0
+        try:
+            while True:
+                activity.heartbeat({"cancelled": cancelled})
+                orders = await self._open(rest, mref.contract, wallet.address)
+                if not orders:
+                    return {"cancelled": cancelled, "open": 0}
+                status, acct = await rest.get(f"/cosmos/auth/v1beta1/accounts/{wallet.address}")
+                if status != 200:
+                    raise ApplicationError(f"account lookup failed: {status}")
+                a = acct["account"]
+                cancels = [
+                    ChainCancel(
+                        int(o["id"]),
+                        Side.BUY if o["positionDirection"] == "LONG" else Side.SELL,
+                        mref.instrument.price_to_ticks(o["price"]),
+                    )
+                    for o in orders
+                ]
+                limit = gas.gas_limit(0, len(cancels))
+                tx = build_tx(
+                    wallet,
+                    [cancel_msg(wallet.address, mref, cancels)],
+                    chain_id=self.s.venue.chain_id,
+                    account_number=int(a["account_number"]),
+                    sequence=int(a["sequence"]),
+                    gas_limit=limit,
+                    fee_amount=gas.fee(limit, Urgency.EMERGENCY),
+                )
+                import base64
+
+                _, res = await rest.post(
+                    "/cosmos/tx/v1beta1/txs",
+                    {"tx_bytes": base64.b64encode(tx).decode(), "mode": "BROADCAST_MODE_SYNC"},
+                )
+                if int(res["tx_response"]["code"]) == 0:
+                    cancelled += len(cancels)
+                await asyncio.sleep(self.block_wait_s)  # let a block include it, then verify
+        finally:
+            await rest.close()
+
+    @activity.defn(name="venue_open_orders")
+    async def open_orders(self, req: VenueRequest) -> int:
+        wallet = self._wallet(req)
+        rest = RestClient(tuple(self.s.venue.rest_urls))
+        try:
+            return len(await self._open(rest, self._market(req.market).contract, wallet.address))
+        finally:
+            await rest.close()
+
+    @activity.defn(name="venue_balances")
+    async def balances(self, req: VenueRequest) -> dict[str, Any]:
+        wallet = self._wallet(req)
+        rest = RestClient(tuple(self.s.venue.rest_urls))
+        try:
+            status, data = await rest.get(f"/cosmos/bank/v1beta1/balances/{wallet.address}")
+            if status != 200:
+                raise ApplicationError(f"balances query failed: {status}")
+            return {
+                "address": wallet.address,
+                "balances": {b["denom"]: int(b["amount"]) for b in data["balances"]},
+            }
+        finally:
+            await rest.close()
+
+    @staticmethod
+    async def _open(rest: RestClient, contract: str, address: str) -> list[dict[str, Any]]:
+        status, data = await rest.get(f"/sei-protocol/seichain/dex/get_orders/{contract}/{address}")
+        if status != 200:
+            raise ApplicationError(f"open orders query failed: {status}")
+        orders: list[dict[str, Any]] = data["orders"]
+        return orders

@@ -1,0 +1,166 @@
+"""TradingLifecycle: one long-lived workflow per market (id ``market/<symbol>``) holding the
+market's desired state — STOPPED, TRADING or HALTED — and its parameters.
+
+Operators change it with Updates; each has a validator that refuses an invalid transition
+before anything is written to history. The handler tells the hot path (an activity pinned
+to the market's host queue, with a command id derived from the update id so a retried
+activity is applied once), then records the new state, which search attributes expose to
+the Temporal UI ("all halted markets"). The history is continued-as-new when it grows.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+
+from workflows.types import (
+    HALTED,
+    STOPPED,
+    TRADING,
+    ChangeRequest,
+    HotpathCommand,
+    LifecycleInput,
+    LifecycleStatus,
+    host_queue,
+)
+
+MARKET = SearchAttributeKey.for_keyword("Market")
+STATE = SearchAttributeKey.for_keyword("TradingState")
+HOTPATH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=10,
+    non_retryable_error_types=["CommandRefused"],
+)
+_ALLOWED = {
+    "start": {STOPPED},
+    "stop": {TRADING, STOPPED},
+    "halt": {STOPPED, TRADING, HALTED},
+    "resume": {HALTED},
+}
+
+
+@workflow.defn(name="TradingLifecycle")
+class TradingLifecycle:
+    @workflow.init
+    def __init__(self, inp: LifecycleInput) -> None:
+        self.market = inp.market
+        self.state = inp.state
+        self.reason = inp.reason
+        self.params = dict(inp.params)
+        self.changes = inp.changes
+        self.hotpath: dict[str, Any] = {}
+
+    @workflow.run
+    async def run(self, inp: LifecycleInput) -> None:
+        workflow.upsert_search_attributes(
+            [MARKET.value_set(self.market), STATE.value_set(self.state)]
+        )
+        await workflow.wait_condition(lambda: workflow.info().is_continue_as_new_suggested())
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            LifecycleInput(self.market, self.state, self.params, self.reason, self.changes)
+        )
+
+    # --- queries ------------------------------------------------------------------------
+    @workflow.query
+    def status(self) -> LifecycleStatus:
+        return LifecycleStatus(
+            self.market, self.state, self.reason, self.params, self.changes, self.hotpath
+        )
+
+    # --- updates ------------------------------------------------------------------------
+    def _check(self, action: str) -> None:
+        if self.state not in _ALLOWED[action]:
+            raise ValueError(f"cannot {action} market {self.market}: it is {self.state}")
+
+    async def _apply(
+        self,
+        action: str,
+        command: str,
+        req: ChangeRequest,
+        new_state: str,
+        args: dict[str, Any] | None = None,
+    ) -> LifecycleStatus:
+        info = workflow.current_update_info()
+        command_id = f"{workflow.info().workflow_id}/{info.id if info else workflow.uuid4()}"
+        self.hotpath = await workflow.execute_activity(
+            "hotpath_command",
+            HotpathCommand(
+                self.market, command_id, command, {"reason": req.reason, **(args or {})}
+            ),
+            task_queue=host_queue(self.market),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=HOTPATH_RETRY,
+            result_type=dict,
+        )
+        self.state = new_state
+        self.reason = req.reason
+        self.changes += 1
+        workflow.upsert_search_attributes([STATE.value_set(self.state)])
+        return self.status()
+
+    @workflow.update
+    async def start(self, req: ChangeRequest) -> LifecycleStatus:
+        return await self._apply("start", "start", req, TRADING)
+
+    @start.validator
+    def _validate_start(self, req: ChangeRequest) -> None:
+        self._check("start")
+
+    @workflow.update
+    async def stop(self, req: ChangeRequest) -> LifecycleStatus:
+        return await self._apply("stop", "stop", req, STOPPED)
+
+    @stop.validator
+    def _validate_stop(self, req: ChangeRequest) -> None:
+        self._check("stop")
+
+    @workflow.update
+    async def halt(self, req: ChangeRequest) -> LifecycleStatus:
+        return await self._apply("halt", "halt", req, HALTED)
+
+    @halt.validator
+    def _validate_halt(self, req: ChangeRequest) -> None:
+        self._check("halt")
+
+    @workflow.update
+    async def resume(self, req: ChangeRequest) -> LifecycleStatus:
+        return await self._apply("resume", "resume", req, TRADING)
+
+    @resume.validator
+    def _validate_resume(self, req: ChangeRequest) -> None:
+        self._check("resume")
+
+    @workflow.update
+    async def set_params(self, req: ChangeRequest) -> LifecycleStatus:
+        status = await self._apply("set_params", "set_params", req, self.state, req.params)
+        for section in ("quoting", "risk"):
+            self.params.setdefault(section, {}).update(req.params.get(section, {}))
+        return status
+
+    @set_params.validator
+    def _validate_set_params(self, req: ChangeRequest) -> None:
+        if self.state == HALTED:
+            raise ValueError(f"market {self.market} is HALTED: resume it before changing it")
+        unknown = set(req.params) - {"quoting", "risk"}
+        if unknown or not req.params:
+            raise ValueError("params must hold 'quoting' and/or 'risk' sections")
+        for section, values in req.params.items():
+            if not isinstance(values, dict) or not values:
+                raise ValueError(f"params.{section} must be a non-empty object")
+            for k, v in values.items():
+                if isinstance(v, int | float) and not isinstance(v, bool) and v < 0:
+                    raise ValueError(f"params.{section}.{k} must not be negative")
+
+    @workflow.signal
+    def halted_by_emergency_stop(self, reason: str) -> None:
+        """EmergencyStop halted the hot path itself: record it here too."""
+        self.state = HALTED
+        self.reason = reason
+        self.changes += 1
+        workflow.upsert_search_attributes([STATE.value_set(self.state)])

@@ -1,0 +1,119 @@
+"""Workflow inputs, outputs and names: small dataclasses only (shared with the API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTROL_QUEUE = "flashmm-control"
+
+
+def host_queue(market: str) -> str:
+    """The per-host task queue that pins a market's hot-path activities to its machine."""
+    return "flashmm-host-" + "".join(ch.lower() if ch.isalnum() else "-" for ch in market)
+
+
+def lifecycle_id(market: str) -> str:
+    return f"market/{market}"
+
+
+STOPPED, TRADING, HALTED = "STOPPED", "TRADING", "HALTED"
+
+
+@dataclass
+class LifecycleInput:
+    market: str
+    state: str = STOPPED
+    params: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    changes: int = 0  # state changes so far (carried across continue-as-new)
+
+
+@dataclass
+class ChangeRequest:
+    """An operator's request; ``actor`` and ``reason`` go to the audit log."""
+
+    actor: str = "operator"
+    reason: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LifecycleStatus:
+    market: str
+    state: str
+    reason: str
+    params: dict[str, Any]
+    changes: int
+    hotpath: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HotpathCommand:
+    market: str
+    command_id: str
+    command: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EmergencyStopInput:
+    markets: list[str]  # one market, or every configured market
+    reason: str
+    actor: str = "operator"
+    flatten: bool = False
+    loss_budget_usdc: float = 0.0
+
+
+@dataclass
+class MarketStopResult:
+    market: str
+    hotpath_halted: bool
+    hotpath_detail: str
+    cancelled: int
+    verified_open: int
+    position: dict[str, Any] = field(default_factory=dict)
+    flattened: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EmergencyStopResult:
+    reason: str
+    markets: list[MarketStopResult]
+    notified: bool
+    audit_hash: str
+
+
+@dataclass
+class AuditEntry:
+    actor: str
+    action: str
+    target: str
+    params: dict[str, Any]
+    outcome: str
+    request_id: str
+
+
+@dataclass
+class Notice:
+    title: str
+    text: str
+    severity: str = "info"
+    dedup_key: str = ""
+
+
+@dataclass
+class RiskResetInput:
+    markets: list[str]
+
+
+@dataclass
+class RiskResetResult:
+    markets: dict[str, dict[str, Any]]
+
+
+@dataclass
+class VenueRequest:
+    market: str
+    key_ref: str = ""  # which key's orders; empty: the market's configured trading key
+    loss_budget_usdc: float = 0.0
