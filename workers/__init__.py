@@ -1,1 +1,2 @@
-"""Worker processes hosting workflows and activities; the control plane arrives with issue 6."""
+"""Worker processes: the control worker (workflows + general activities) and the per-host
+worker (hot-path activities pinned to the machine where the hot path runs)."""

@@ -138,10 +138,10 @@ class TradingLifecycle:
 
     @workflow.update
     async def set_params(self, req: ChangeRequest) -> LifecycleStatus:
-        status = await self._apply("set_params", "set_params", req, self.state, req.params)
-        for section in ("quoting", "risk"):
-            self.params.setdefault(section, {}).update(req.params.get(section, {}))
-        return status
+        await self._apply("set_params", "set_params", req, self.state, req.params)
+        for section, values in req.params.items():
+            self.params.setdefault(section, {}).update(values)
+        return self.status()
 
     @set_params.validator
     def _validate_set_params(self, req: ChangeRequest) -> None:

@@ -75,6 +75,9 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(ql.run(stop))
+    from hotpath.advisor import start_advisor
+
+    advisor = start_advisor(settings.llm, mm)  # None (nothing changes) unless enabled + key
     t0 = time.monotonic()
     try:
         while not stop.is_set() and not task.done():
@@ -95,6 +98,8 @@ async def _run(
                 stop.set()
     finally:
         stop.set()
+        if advisor is not None:
+            await advisor.stop()
         await task
         if control is not None:
             await control.stop()

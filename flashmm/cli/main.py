@@ -142,6 +142,24 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
 
+    from flashmm.cli.ml import add_evaluate_arguments, add_train_arguments
+
+    tr = sub.add_parser(
+        "train",
+        help="train a direction model on simulated sessions and export it",
+        description="Simulate the seeded sessions, train the model (early stopping and "
+        "temperature calibration on the last --val-frac of the data) and write model.ts + "
+        "card.json to --out.",
+    )
+    add_train_arguments(tr)
+    ev = sub.add_parser(
+        "evaluate",
+        help="score an exported model and the baselines on held-out sessions",
+        description="Retrain the MLP and imbalance baselines on the model's training data "
+        "(regenerated from its card), score all on held-out seeds and write a report.",
+    )
+    add_evaluate_arguments(ev)
+
     c = sub.add_parser("config", help="validate and print the effective settings")
     c.add_argument("--json", action="store_true", help="print compact JSON on one line")
     return p
@@ -206,6 +224,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return run_report(load_settings(args.config), args.market, args.minutes, args.json)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from flashmm.cli.ml import run_train
+
+    return run_train(load_settings(args.config), args)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from flashmm.cli.ml import run_evaluate
+
+    return run_evaluate(load_settings(args.config), args)
+
+
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from flashmm.cli.backtest import run_backtest_cmd
 
@@ -235,6 +265,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "hotpath": _cmd_hotpath,
     "localnet": _cmd_localnet,
     "backtest": _cmd_backtest,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
     "services": _cmd_services,
     "db": _cmd_db,
     "audit": _cmd_audit,

@@ -1,6 +1,9 @@
 """``flashmm train`` and ``flashmm evaluate``: train a direction model on seeded simulated
 sessions and export it with its card; evaluate an exported model against the baselines
-(trained on the same data, regenerated from the card) on held-out seeds."""
+(trained on the same data, regenerated from the card) on held-out seeds.
+
+Only argparse is imported at module level, so ``flashmm.cli.main`` can add the arguments
+without loading numpy/torch."""
 
 from __future__ import annotations
 
@@ -8,11 +11,12 @@ import argparse
 import hashlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flashmm.config import Settings
-from flashmm.ml.dataset import Dataset, simulate
-from flashmm.sim.params import MarketParams
+if TYPE_CHECKING:
+    from flashmm.config import Settings
+    from flashmm.ml.dataset import Dataset
+    from flashmm.sim.params import MarketParams
 
 KINDS = ("transformer", "mlp", "logistic")
 BASELINES = ("mlp", "logistic")
@@ -51,6 +55,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dead-band", type=float, default=0.0, metavar="TICKS", help="flat band")
     p.add_argument("--weighted", action="store_true", help="class-weighted cross-entropy")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: up to 8)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -61,8 +66,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="reports/eval", metavar="DIR", help="report directory")
     p.add_argument("--baseline-epochs", type=int, default=None, help="default: the model's")
     p.add_argument("--no-trading", action="store_true", help="skip the trading-effect backtest")
-    p.add_argument("--device", default=None)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: up to 8)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _log(args: argparse.Namespace, msg: str) -> None:
@@ -84,6 +90,8 @@ def generate(
     args: Any,
     sample_s: float = SAMPLE_S,
 ) -> Dataset:
+    from flashmm.ml.dataset import Dataset, simulate
+
     parts = []
     for s in seeds:
         _log(args, f"simulating seed {s}: {minutes:g} min")
@@ -112,7 +120,7 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
     result = train(
         tr, va, args.kind, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, patience=args.patience, seq_len=args.seq_len, device=args.device,
-        weighted=args.weighted, quiet=args.quiet,
+        weighted=args.weighted, threads=args.threads, quiet=args.quiet,
     )  # fmt: skip
     market = params.as_dict()
     market.pop("seed")
@@ -167,6 +175,8 @@ def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     overlap = set(test_seeds) & set(dr["seeds"])
     if overlap:
         raise ValueError(f"held-out seeds {sorted(overlap)} were used for training")
+    from flashmm.sim.params import MarketParams
+
     params = MarketParams(**dr["market_params"])
     sample_s = float(dr["sample_s"])
     data = generate(dr["seeds"], dr["minutes"], params, dr["dead_band_ticks"], args, sample_s)
@@ -183,7 +193,8 @@ def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
             epochs=args.baseline_epochs or int(cfg["epochs"]),
             batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
             patience=int(cfg["patience"]), seq_len=model.seq_len, device=args.device,
-            quiet=args.quiet,
+            weight_decay=float(cfg.get("weight_decay", 1e-2)),
+            weighted=bool(cfg.get("weighted", False)), threads=args.threads, quiet=args.quiet,
         )  # fmt: skip
         models[kind] = EvalModel(res.calibrated(), res.schema)
     test = generate(test_seeds, args.minutes, params, dr["dead_band_ticks"], args, sample_s)

@@ -19,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from flashmm.config.control import ControlSettings
+from flashmm.config.llm import LLMSettings
 from flashmm.config.ml import MLSettings
 from flashmm.config.quoting import QuoteParams
 from flashmm.config.risk import RiskLimits
@@ -206,6 +208,8 @@ class Settings(BaseSettings):
     localnet: LocalnetSettings = Field(default_factory=LocalnetSettings)
     stores: StoreSettings = Field(default_factory=StoreSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    control: ControlSettings = Field(default_factory=ControlSettings)
 
     def setup_logging(self) -> None:
         """Structured logs on stderr with per-component levels, and the signing key

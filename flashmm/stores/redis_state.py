@@ -48,6 +48,7 @@ class RedisState:
         self._events: deque[tuple[str, dict[Any, Any]]] = deque(maxlen=events_limit)
         self._client: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.up = False
         self.writes = 0
         self.failures = 0
@@ -103,20 +104,24 @@ class RedisState:
             self._task = asyncio.create_task(self._run(), name="redis-state")
 
     async def close(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await asyncio.wait_for(self._flush(), 1.0)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the writer (bounded), then one last flush: nothing sent twice, no hang."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            for _ in range(20):  # a cancellation can be swallowed by a client timeout
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=0.25)
+                if done:
+                    break
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(self._flush(), 1.0)
         if self._client is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.aclose()
 
     async def _run(self) -> None:
         delay = self.interval_s
-        while True:
+        while not self._stopping:
             await asyncio.sleep(delay)
             try:
                 await self._flush()
@@ -146,10 +151,11 @@ class RedisState:
             self._client = aioredis.from_url(
                 self.url, socket_timeout=1.0, socket_connect_timeout=1.0
             )
+        # take everything now: what arrives during the write waits for the next flush
         books, self._books = self._books, {}
         positions, self._positions = self._positions, {}
-        preds = list(self._predictions)
-        events = list(self._events)
+        preds, self._predictions = self._predictions, deque(maxlen=self._predictions.maxlen)
+        events, self._events = self._events, deque(maxlen=self._events.maxlen)
         t0 = time.perf_counter()
         try:
             pipe = self._client.pipeline(transaction=False)
@@ -167,18 +173,27 @@ class RedisState:
                 pipe.xadd(f"events:{sym}", e, maxlen=STREAM_MAXLEN, approximate=True)
             await pipe.execute()
         except BaseException:
-            # keep the newest state for the next try (unless something newer arrived)
+            # not written: the newest state stays, unsent items go back in front (oldest
+            # dropped, and counted, if the bounded queue is full)
             for sym, h in books.items():
                 self._books.setdefault(sym, h)
             for sym, h in positions.items():
                 self._positions.setdefault(sym, h)
+            self._predictions = _requeue(preds, self._predictions)
+            self._events = _requeue(events, self._events, self.name)
             raise
-        for _ in preds:
-            self._predictions.popleft()
-        for _ in events:
-            self._events.popleft()
         self.writes += 1
         telemetry.OPERATION_LATENCY.labels("redis_write").observe(time.perf_counter() - t0)
+
+
+def _requeue(old: deque[Any], new: deque[Any], store: str = "") -> deque[Any]:
+    merged: deque[Any] = deque(maxlen=new.maxlen)
+    total = len(old) + len(new)
+    if store and new.maxlen is not None and total > new.maxlen:
+        telemetry.DROPPED.labels(store).inc(total - new.maxlen)
+    merged.extend(old)
+    merged.extend(new)
+    return merged
 
 
 def _levels(levels: list[tuple[int, int]], tick: Decimal, lot: Decimal) -> str:

@@ -55,6 +55,10 @@ async def append(
 ) -> str:
     """Append one entry (in its own transaction); returns its hash."""
     ts = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    # hash the params exactly as jsonb will hand them back (-0.0, 1e16, key order...)
+    params = json.loads(
+        await conn.fetchval("SELECT $1::jsonb::text", json.dumps(params, sort_keys=True))
+    )
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
         prev = await conn.fetchval("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")

@@ -25,7 +25,8 @@ SQL: dict[str, tuple[str, tuple[str, ...]]] = {
                state = EXCLUDED.state,
                venue_id = COALESCE(EXCLUDED.venue_id, orders.venue_id),
                reason = COALESCE(EXCLUDED.reason, orders.reason),
-               updated_at = GREATEST(orders.updated_at, EXCLUDED.updated_at)""",
+               updated_at = EXCLUDED.updated_at
+           WHERE orders.updated_at <= EXCLUDED.updated_at""",
         ("client_id", "market", "side", "price", "quantity", "state", "venue_id", "reason", "ts"),
     ),
     "position": (

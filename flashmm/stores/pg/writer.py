@@ -55,6 +55,7 @@ class DurableWriter:
         self.written = 0
         self.spilled = 0
         self.failures = 0
+        self.rejected = 0
         self.up = False
         telemetry.WRITER_BACKLOG.labels(name).set_function(lambda: self.backlog)
 
@@ -74,8 +75,11 @@ class DurableWriter:
     def _spill(self, recs: list[Record]) -> None:
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs)
-        fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
+            end = os.lseek(fd, 0, os.SEEK_END)
+            if end and os.pread(fd, 1, end - 1) != b"\n":
+                data = "\n" + data  # a torn last line (crash mid-write) stays on its own
             os.write(fd, data.encode())
         finally:
             os.close(fd)
@@ -119,10 +123,14 @@ class DurableWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
                 continue
+            before = (self.backlog, self.written)
             try:
                 await self._drain()
                 delay = 0.05
                 self._set_up(True)
+                if (self.backlog, self.written) == before:  # nothing moved: never spin
+                    self._journal_lines = _count_lines(self.journal) + _count_lines(self.replaying)
+                    await asyncio.sleep(self.flush_interval_s)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
                 self.failures += 1
                 telemetry.ERRORS.labels(self.name, type(e).__name__).inc()
@@ -165,12 +173,32 @@ class DurableWriter:
             for i in range(0, len(recs), self.batch_size):
                 await self._write(pool, [r for r in recs[i : i + self.batch_size] if r])
             self.replaying.unlink()
-            self._journal_lines = max(0, self._journal_lines - len(lines))
+            self._journal_lines = _count_lines(self.journal)
         while self._mem:
             batch = [self._mem[i] for i in range(min(self.batch_size, len(self._mem)))]
             await self._write(pool, batch)
             for _ in batch:
                 self._mem.popleft()
+
+    async def _write_rows(
+        self, pool: asyncpg.Pool, groups: dict[str, list[tuple[object, ...]]], sqls: dict[str, str]
+    ) -> None:
+        async with pool.acquire() as conn:
+            for kind, rows in groups.items():
+                for row in rows:
+                    try:
+                        await conn.execute(sqls[kind], *row)
+                    except (asyncpg.PostgresError, asyncpg.DataError) as e:
+                        if not _is_data_error(e):
+                            raise
+                        telemetry.ERRORS.labels(self.name, "rejected_record").inc()
+                        self.rejected += 1
+                        log.error(
+                            "%s writer: database rejected a %s record (%s); dropped",
+                            self.name,
+                            kind,
+                            e,
+                        )
 
     async def _write(self, pool: asyncpg.Pool, batch: list[Record]) -> None:
         groups: dict[str, list[tuple[object, ...]]] = {}
@@ -185,11 +213,25 @@ class DurableWriter:
             groups.setdefault(rec["kind"], []).append(a)
             sqls[rec["kind"]] = sql
         t0 = time.perf_counter()
-        async with pool.acquire() as conn, conn.transaction():
-            for kind, rows in groups.items():
-                await conn.executemany(sqls[kind], rows)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                for kind, rows in groups.items():
+                    await conn.executemany(sqls[kind], rows)
+        except (
+            asyncpg.DataError,
+            asyncpg.IntegrityConstraintViolationError,
+            asyncpg.exceptions.DataError,
+        ):
+            # a record the database refuses must not block the ones behind it: row by row,
+            # dropping (and counting) only the rejected ones
+            await self._write_rows(pool, groups, sqls)
         telemetry.OPERATION_LATENCY.labels(f"{self.name}_write").observe(time.perf_counter() - t0)
         self.written += len(batch)
+
+
+def _is_data_error(e: BaseException) -> bool:
+    state = getattr(e, "sqlstate", "") or ""
+    return isinstance(e, asyncpg.DataError) or state[:2] in ("22", "23")
 
 
 def _parse(line: str) -> Record | None:

@@ -1,0 +1,1 @@
+"""Temporal plumbing: the payload codec, the client, schedules."""

@@ -1,0 +1,65 @@
+"""Connecting to Temporal with the payload codec, and starting the platform's workflows."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.converter import DataConverter
+
+from flashmm.temporal.codec import EncryptionCodec
+from workflows.types import (
+    CONTROL_QUEUE,
+    EmergencyStopInput,
+    EmergencyStopResult,
+    LifecycleInput,
+    lifecycle_id,
+)
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+
+
+def data_converter() -> DataConverter:
+    """Encrypting converter when codec keys are configured; plain otherwise."""
+    if os.environ.get("FLASHMM_CODEC_KEYS"):
+        return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec.from_env())
+    return DataConverter.default
+
+
+async def connect(address: str | None = None, namespace: str = "default") -> Client:
+    return await Client.connect(
+        address or os.environ.get("FLASHMM_TEMPORAL_ADDRESS", DEFAULT_ADDRESS),
+        namespace=namespace,
+        data_converter=data_converter(),
+    )
+
+
+async def ensure_lifecycle(
+    client: Client, market: str, state: str = "STOPPED"
+) -> WorkflowHandle[object, None]:
+    """Start the market's lifecycle workflow, or attach to the running one."""
+    handle: WorkflowHandle[object, None] = await client.start_workflow(
+        "TradingLifecycle",
+        LifecycleInput(market, state),
+        id=lifecycle_id(market),
+        task_queue=CONTROL_QUEUE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    return handle
+
+
+async def start_emergency_stop(
+    client: Client, inp: EmergencyStopInput
+) -> WorkflowHandle[object, EmergencyStopResult]:
+    """Two calls at once for the same markets join one run (safe to start twice)."""
+    handle: WorkflowHandle[object, EmergencyStopResult] = await client.start_workflow(
+        "EmergencyStop",
+        inp,
+        id="estop/" + "+".join(sorted(inp.markets)),
+        task_queue=CONTROL_QUEUE,
+        result_type=EmergencyStopResult,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    return handle
