@@ -1,0 +1,173 @@
+"""EmergencyStop: halt, cancel-until-verified, reconcile, persist, notify, audit; safe to
+start twice; keeps going when the hot path cannot be reached."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from workers.client import start_emergency_stop
+from workflows.estop import EmergencyStop
+from workflows.lifecycle import TradingLifecycle
+from workflows.types import (
+    CONTROL_QUEUE,
+    AuditEntry,
+    ChangeRequest,
+    EmergencyStopInput,
+    HotpathCommand,
+    LifecycleInput,
+    Notice,
+    VenueRequest,
+    host_queue,
+    lifecycle_id,
+)
+
+MARKETS = ["SEI/USDC", "ATOM/USDC"]
+
+
+class World:
+    """Activity implementations recording what the workflow asked for."""
+
+    def __init__(self, open_orders: dict[str, int], hotpath_up: bool = True) -> None:
+        self.open = dict(open_orders)
+        self.hotpath_up = hotpath_up
+        self.cancel_calls = 0
+        self.halts: list[HotpathCommand] = []
+        self.persisted: list[tuple[str, str]] = []
+        self.notices: list[Notice] = []
+        self.audits: list[AuditEntry] = []
+
+    @activity.defn(name="hotpath_command")
+    async def command(self, cmd: HotpathCommand) -> dict[str, Any]:
+        if not self.hotpath_up:
+            raise ApplicationError("connection refused")
+        self.halts.append(cmd)
+        return {"applied": True}
+
+    @activity.defn(name="venue_cancel_all")
+    async def cancel_all(self, req: VenueRequest) -> dict[str, int]:
+        self.cancel_calls += 1
+        if self.cancel_calls == 1:  # the first attempt fails mid-way: retried until verified
+            raise ApplicationError("venue timeout")
+        n = self.open.get(req.market, 0)
+        self.open[req.market] = 0
+        return {"cancelled": n, "open": 0}
+
+    @activity.defn(name="venue_balances")
+    async def balances(self, req: VenueRequest) -> dict[str, Any]:
+        return {"address": "sei1x", "balances": {"uusdc": 5}}
+
+    @activity.defn(name="persist_halt")
+    async def persist_halt(self, market: str, reason: str) -> None:
+        self.persisted.append((market, reason))
+
+    @activity.defn(name="notify")
+    async def notify(self, notice: Notice) -> bool:
+        self.notices.append(notice)
+        return True
+
+    @activity.defn(name="audit")
+    async def audit(self, entry: AuditEntry) -> str:
+        self.audits.append(entry)
+        return "ab" * 32
+
+    def control_activities(self) -> list[Any]:
+        return [self.cancel_all, self.balances, self.persist_halt, self.notify, self.audit]
+
+
+def workers(env: WorkflowEnvironment, w: World) -> list[Worker]:
+    return [
+        Worker(
+            env.client,
+            task_queue=CONTROL_QUEUE,
+            workflows=[EmergencyStop, TradingLifecycle],
+            activities=w.control_activities(),
+        )
+    ] + [Worker(env.client, task_queue=host_queue(m), activities=[w.command]) for m in MARKETS]
+
+
+async def test_all_markets_halted_cancelled_verified_recorded(
+    env: WorkflowEnvironment,
+) -> None:
+    w = World({"SEI/USDC": 4, "ATOM/USDC": 2})
+    ws = workers(env, w)
+    for x in ws:
+        await x.__aenter__()
+    try:
+        life = await env.client.start_workflow(
+            TradingLifecycle.run,
+            LifecycleInput("SEI/USDC", "TRADING"),
+            id=lifecycle_id("SEI/USDC"),
+            task_queue=CONTROL_QUEUE,
+        )
+        h = await start_emergency_stop(
+            env.client, EmergencyStopInput(MARKETS, "exchange incident", "carol")
+        )
+        res = await h.result()
+        life_state = (await life.query(TradingLifecycle.status)).state
+        refused = ""
+        try:
+            await life.execute_update(TradingLifecycle.start, ChangeRequest())
+        except WorkflowUpdateFailedError as e:
+            refused = str(e.cause)
+    finally:
+        for x in ws:
+            await x.__aexit__(None, None, None)
+    # the lifecycle knows, and refuses to start trading again without a resume
+    assert life_state == "HALTED" and "HALTED" in refused
+    by = {r.market: r for r in res.markets}
+    assert by["SEI/USDC"].cancelled + by["ATOM/USDC"].cancelled == 6
+    assert all(r.verified_open == 0 and r.hotpath_halted for r in res.markets)
+    assert w.open == {"SEI/USDC": 0, "ATOM/USDC": 0}
+    assert {c.command for c in w.halts} == {"halt"} and len(w.halts) == 2
+    assert sorted(m for m, _ in w.persisted) == sorted(MARKETS)
+    assert len(w.notices) == 1 and w.notices[0].severity == "critical"
+    assert w.audits[0].action == "emergency_stop" and w.audits[0].outcome == "verified"
+    assert res.notified and res.audit_hash == "ab" * 32
+
+
+async def test_unreachable_hot_path_still_cancels_on_the_venue(
+    time_env: WorkflowEnvironment,
+) -> None:
+    w = World({"SEI/USDC": 3}, hotpath_up=False)
+    ws = workers(time_env, w)
+    for x in ws:
+        await x.__aenter__()
+    try:
+        h = await start_emergency_stop(
+            time_env.client, EmergencyStopInput(["SEI/USDC"], "hot path crashed")
+        )
+        res = await h.result()
+    finally:
+        for x in ws:
+            await x.__aexit__(None, None, None)
+    r = res.markets[0]
+    assert not r.hotpath_halted and "not reached" in r.hotpath_detail
+    assert r.cancelled == 3 and r.verified_open == 0
+    assert w.persisted == [("SEI/USDC", "emergency stop: hot path crashed")]
+
+
+async def test_two_starts_at_once_join_one_run(dev_env: WorkflowEnvironment) -> None:
+    w = World({"SEI/USDC": 1})
+    ws = workers(dev_env, w)
+    for x in ws:
+        await x.__aenter__()
+    try:
+        inp = EmergencyStopInput(["SEI/USDC"], "double click")
+        a, b = await asyncio.gather(
+            start_emergency_stop(dev_env.client, inp), start_emergency_stop(dev_env.client, inp)
+        )
+        assert a.id == b.id
+        ra, rb = await a.result(), await b.result()
+    finally:
+        for x in ws:
+            await x.__aexit__(None, None, None)
+    assert a.result_run_id == b.result_run_id
+    assert ra == rb
+    assert len(w.audits) == 1 and len(w.notices) == 1
