@@ -93,8 +93,9 @@ def workers(env: WorkflowEnvironment, w: World) -> list[Worker]:
 
 
 async def test_all_markets_halted_cancelled_verified_recorded(
-    env: WorkflowEnvironment,
+    dev_env: WorkflowEnvironment,
 ) -> None:
+    env = dev_env  # a real server: the lifecycle's refusal goes through its validator
     w = World({"SEI/USDC": 4, "ATOM/USDC": 2})
     ws = workers(env, w)
     for x in ws:
