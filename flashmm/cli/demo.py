@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -85,6 +86,14 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
         env["FLASHMM_CONFIG"] = config
     env.setdefault("FLASHMM_LOG_LEVEL", "WARNING")
     children: list[_Proc] = []
+    import tempfile
+
+    from flashmm.cli.demo_control import ControlPlane
+
+    control = ControlPlane(Path(tempfile.mkdtemp(prefix="flashmm-demo-")))
+    # workflow payloads encrypted; this process talks to Temporal too, so it needs the key
+    env["FLASHMM_CODEC_KEYS"] = env.get("FLASHMM_CODEC_KEYS") or _codec_key()
+    os.environ["FLASHMM_CODEC_KEYS"] = env["FLASHMM_CODEC_KEYS"]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -113,11 +122,24 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
             "FLASHMM_VENUE__CHAIN_ID": ready["chain_id"],
             "FLASHMM_VENUE__KIND": "sei",
         }
+        await control.start_server()
+        print(f"  Temporal UI: {control.ui}  (server {control.address})", flush=True)
+        hotpaths: dict[str, str] = {}
         for m in settings.markets:
             port = _free_port()
+            cport = _free_port()
+            hotpaths[m.symbol] = f"http://127.0.0.1:{cport}"
             args = ["hotpath", "--market", m.symbol, "--json", "--metrics-port", str(port)]
-            children.append(await _spawn(m.symbol, args, hp_env))
+            children.append(await _spawn(m.symbol, args, {**hp_env, **control.hotpath_env(cport)}))
             print(f"  {m.symbol}: metrics http://127.0.0.1:{port}/metrics", flush=True)
+        await control.start_worker(env, hotpaths)
+        await asyncio.gather(*(_wait_control(c) for c in children))
+        started = await control.start_markets(settings)
+        print(
+            "  started through TradingLifecycle: "
+            + ", ".join(f"{k} {v}" for k, v in started.items()),
+            flush=True,
+        )
         addresses = {m.symbol: _trader_address(settings, m.symbol) for m in settings.markets}
         t0 = time.monotonic()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
@@ -145,7 +167,22 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
     finally:
         for c in children:
             await c.stop()
+        await control.stop()
         await node.stop()
+
+
+def _codec_key() -> str:
+    from flashmm.temporal.codec import new_key_spec
+
+    return new_key_spec("demo1")
+
+
+async def _wait_control(p: _Proc, timeout: float = 60.0) -> None:
+    end = asyncio.get_running_loop().time() + timeout
+    while not p.control:
+        if p.proc.returncode is not None or asyncio.get_running_loop().time() > end:
+            raise RuntimeError(f"{p.name}: hot path did not open its control API")
+        await asyncio.sleep(0.1)
 
 
 def _free_port() -> int:

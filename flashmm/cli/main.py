@@ -142,7 +142,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
 
+    from flashmm.cli.control import add_arguments as add_control_arguments
     from flashmm.cli.ml import add_evaluate_arguments, add_train_arguments
+
+    add_control_arguments(sub)
 
     tr = sub.add_parser(
         "train",
@@ -224,6 +227,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return run_report(load_settings(args.config), args.market, args.minutes, args.json)
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from flashmm.cli.control import run_worker
+
+    return run_worker(load_settings(args.config), args.role, args.schedules)
+
+
+def _cmd_market(args: argparse.Namespace) -> int:
+    from flashmm.cli.control import run_market
+
+    return run_market(load_settings(args.config), args)
+
+
+def _cmd_estop(args: argparse.Namespace) -> int:
+    from flashmm.cli.control import run_estop
+
+    return run_estop(load_settings(args.config), args)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from flashmm.cli.ml import run_train
 
@@ -266,6 +287,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "localnet": _cmd_localnet,
     "backtest": _cmd_backtest,
     "train": _cmd_train,
+    "worker": _cmd_worker,
+    "market": _cmd_market,
+    "estop": _cmd_estop,
     "evaluate": _cmd_evaluate,
     "services": _cmd_services,
     "db": _cmd_db,

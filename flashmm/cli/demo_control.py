@@ -1,0 +1,132 @@
+"""The control plane for ``flashmm demo``: a Temporal dev server (with its UI), one worker
+process (control + this host's hot paths, schedules created), and every market started
+through its TradingLifecycle workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+from flashmm.config import Settings
+
+SEARCH_ATTRIBUTES = ("Market=Keyword", "TradingState=Keyword")
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_port(port: int, timeout: float = 30.0) -> None:
+    end = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < end:
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
+
+
+class ControlPlane:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.token = secrets.token_urlsafe(24)
+        self.address = ""
+        self.ui = ""
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    def hotpath_env(self, control_port: int) -> dict[str, str]:
+        return {
+            "FLASHMM_CONTROL_TOKEN": self.token,
+            "FLASHMM_HOTPATH__CONTROL_PORT": str(control_port),
+            "FLASHMM_HOTPATH__START_STATE": "stopped",
+            "FLASHMM_HOTPATH__STATE_DIR": str(self.run_dir / "hotpath"),
+        }
+
+    async def start_server(self) -> None:
+        temporal = Path(sys.executable).parent / "temporal"
+        port = _free_port(7233)
+        ui = _free_port(8233)
+        self.procs.append(
+            await asyncio.create_subprocess_exec(
+                str(temporal),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--ui-port",
+                str(ui),
+                "--db-filename",
+                str(self.run_dir / "temporal.db"),
+                "--log-level",
+                "error",
+                *[arg for a in SEARCH_ATTRIBUTES for arg in ("--search-attribute", a)],
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        await _wait_port(port)
+        self.address = f"127.0.0.1:{port}"
+        self.ui = f"http://127.0.0.1:{ui}"
+
+    async def start_worker(self, env: dict[str, str], hotpaths: dict[str, str]) -> None:
+        wenv = {
+            **env,
+            "FLASHMM_CONTROL__TEMPORAL_ADDRESS": self.address,
+            "FLASHMM_CONTROL__HOTPATHS": json.dumps(hotpaths),
+            "FLASHMM_CONTROL_TOKEN": self.token,
+        }
+        self.procs.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "flashmm.cli",
+                "worker",
+                "all",
+                "--schedules",
+                env=wenv,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=None,
+            )
+        )
+
+    async def start_markets(self, settings: Settings) -> dict[str, str]:
+        """Ensure each market's lifecycle workflow and start it trading."""
+        from workers.client import connect, ensure_lifecycle
+        from workflows.types import ChangeRequest
+
+        client = await connect(self.address)
+        out = {}
+        for m in settings.markets:
+            handle = await ensure_lifecycle(client, m.symbol)
+            status = await handle.execute_update(
+                "start", ChangeRequest(os.environ.get("USER", "demo"), "flashmm demo")
+            )
+            out[m.symbol] = str(
+                status["state"] if isinstance(status, dict) else getattr(status, "state", status)
+            )
+        return out
+
+    async def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.returncode is None:
+                p.terminate()
+                try:
+                    await asyncio.wait_for(p.wait(), 15)
+                except TimeoutError:
+                    p.kill()
+                    await p.wait()
