@@ -1,0 +1,108 @@
+"""Regenerate the recorded histories replayed by ``test_replay.py`` (run by hand after an
+intended workflow change: ``.venv/bin/python -m tests.workflows.record_histories``)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from tests.workflows.conftest import _dev
+from tests.workflows.test_estop import World, workers
+from tests.workflows.test_lifecycle import MARKET, FakeHotpath
+from workers.client import start_emergency_stop
+from workflows.lifecycle import TradingLifecycle
+from workflows.risk_reset import DailyRiskReset
+from workflows.types import (
+    CONTROL_QUEUE,
+    ChangeRequest,
+    EmergencyStopInput,
+    LifecycleInput,
+    RiskResetInput,
+    host_queue,
+    lifecycle_id,
+)
+
+OUT = Path(__file__).parent / "histories"
+
+
+async def _save(handle: WorkflowHandle[object, object], name: str) -> None:
+    history = await handle.fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json())
+
+
+async def lifecycle(client: Client) -> None:
+    hot = FakeHotpath()
+    async with (
+        Worker(client, task_queue=CONTROL_QUEUE, workflows=[TradingLifecycle]),
+        Worker(client, task_queue=host_queue(MARKET), activities=[hot.command]),
+    ):
+        h = await client.start_workflow(
+            TradingLifecycle.run,
+            LifecycleInput(MARKET),
+            id=lifecycle_id(MARKET),
+            task_queue=CONTROL_QUEUE,
+        )
+        await h.execute_update(TradingLifecycle.start, ChangeRequest("alice", "open"))
+        await h.execute_update(
+            TradingLifecycle.set_params, ChangeRequest(params={"quoting": {"gamma": 0.2}})
+        )
+        await h.execute_update(TradingLifecycle.halt, ChangeRequest("bob", "news"))
+        await h.execute_update(TradingLifecycle.resume, ChangeRequest("bob", "clear"))
+        await h.execute_update(TradingLifecycle.stop, ChangeRequest("bob", "close"))
+        await _save(h, "trading_lifecycle")  # type: ignore[arg-type]
+
+
+async def estop(env: WorkflowEnvironment) -> None:
+    w = World({"SEI/USDC": 4, "ATOM/USDC": 2})
+    ws = workers(env, w)
+    for x in ws:
+        await x.__aenter__()
+    try:
+        h = await start_emergency_stop(
+            env.client, EmergencyStopInput(["SEI/USDC", "ATOM/USDC"], "recorded incident", "carol")
+        )
+        await h.result()
+        await _save(h, "emergency_stop")  # type: ignore[arg-type]
+    finally:
+        for x in ws:
+            await x.__aexit__(None, None, None)
+
+
+async def risk_reset(env: WorkflowEnvironment) -> None:
+    w = World({})
+    async with (
+        Worker(
+            env.client,
+            task_queue=CONTROL_QUEUE,
+            workflows=[DailyRiskReset],
+            activities=w.control_activities(),
+        ),
+        Worker(env.client, task_queue=host_queue(MARKET), activities=[w.command]),
+    ):
+        h = await env.client.start_workflow(
+            DailyRiskReset.run,
+            RiskResetInput([MARKET]),
+            id="daily-risk-reset",
+            task_queue=CONTROL_QUEUE,
+        )
+        await h.result()
+        await _save(h, "daily_risk_reset")  # type: ignore[arg-type]
+
+
+async def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    env = await _dev()
+    try:
+        await lifecycle(env.client)
+        await estop(env)
+        await risk_reset(env)
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
