@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.e2e import bench_e2e
+from bench.estop import bench_estop
 from bench.ml import bench_inference
 from flashmm.domain.instrument import SEI_USDC
 from flashmm.sim.core import SimVenueCore
@@ -226,6 +227,7 @@ def main() -> None:
         ("rss", lambda: bench_rss(3 if q else 20)),
         ("e2e", lambda: bench_e2e(5 if q else 30)),
         ("ml", lambda: bench_inference(500 if q else 3000)),
+        ("estop", lambda: bench_estop(3 if q else 20)),
     ):
         t0 = time.perf_counter()
         figures = fn()
