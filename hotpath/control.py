@@ -162,6 +162,7 @@ class ControlServer:
             "model": self.state.model,
             "key_ref": self.state.key_ref,
             "symbol": st["symbol"],
+            "signal": _signal_status(self.mm.signal),
         }
 
     async def _command(self, request: web.Request) -> web.Response:
@@ -296,6 +297,32 @@ class ControlServer:
         self.state.model = {"path": path, "version": str(args.get("version") or m.version)}
         return self.state.model
 
+    async def _shadow_model(self, args: dict[str, Any]) -> dict[str, str]:
+        """Run a candidate beside the live model (after each cycle) without quoting on it."""
+        path = args.get("path")
+        sig = self.mm.signal
+        if not isinstance(path, str) or not path:
+            raise CommandError("shadow_model needs a 'path'")
+        if not hasattr(sig, "shadow"):
+            raise CommandError("this hot path runs without a model signal")
+        from hotpath.inference import load_model
+
+        try:
+            m = await asyncio.to_thread(load_model, path)
+        except Exception as e:
+            raise CommandError(f"shadow model not loaded: {e}") from None
+        sig.shadow = m
+        return {"shadow": m.version}
+
+    async def _rollback_model(self, args: dict[str, Any]) -> dict[str, str]:
+        sig = self.mm.signal
+        rollback = getattr(sig, "rollback", None)
+        if rollback is None or not rollback():
+            raise CommandError("no previous model to roll back to")
+        version = sig.model.version if sig.model else ""  # type: ignore[attr-defined]
+        self.state.model = {"version": version, "rolled_back": "true"}
+        return {"model": version}
+
     async def _switch_key(self, args: dict[str, Any]) -> dict[str, str]:
         ref = args.get("key_ref")
         if not isinstance(ref, str) or not ref:
@@ -317,9 +344,24 @@ _COMMANDS: dict[str, Callable[[ControlServer, dict[str, Any]], Awaitable[Any]]] 
     "resume": ControlServer._resume,
     "set_params": ControlServer._set_params,
     "daily_reset": ControlServer._daily_reset,
+    "shadow_model": ControlServer._shadow_model,
+    "rollback_model": ControlServer._rollback_model,
     "load_model": ControlServer._load_model,
     "switch_key": ControlServer._switch_key,
 }
+
+
+def _signal_status(signal: Any) -> dict[str, Any]:
+    status = getattr(signal, "status", None)
+    if status is None:
+        return {}
+    st: dict[str, Any] = status()
+    st["accuracy"] = {h: (None if a != a else a) for h, a in st["accuracy"].items()}  # NaN
+    shadow_log = getattr(signal, "shadow_log", ())
+    if shadow_log:
+        st["shadow_agreement"] = sum(live == sh for _, live, sh in shadow_log) / len(shadow_log)
+        st["shadow_samples"] = len(shadow_log)
+    return st
 
 
 def _typed(obj: Any, values: dict[str, Any]) -> dict[str, Any]:

@@ -11,20 +11,23 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.hotpath import HotpathActivities
+from activities.ml import MLActivities
 from activities.records import RecordActivities
 from activities.venue import VenueActivities
 from flashmm.config import Settings
+from workflows.deploy_model import DeployModel
 from workflows.estop import EmergencyStop
 from workflows.lifecycle import TradingLifecycle
 from workflows.risk_reset import DailyRiskReset
 from workflows.types import CONTROL_QUEUE, host_queue
 
-WORKFLOWS: Sequence[type] = (TradingLifecycle, EmergencyStop, DailyRiskReset)
+WORKFLOWS: Sequence[type] = (TradingLifecycle, EmergencyStop, DailyRiskReset, DeployModel)
 
 
 def control_worker(client: Client, settings: Settings, notifier: object | None = None) -> Worker:
     venue = VenueActivities(settings)
     records = RecordActivities(settings, notifier)
+    ml = MLActivities(settings)
     return Worker(
         client,
         task_queue=CONTROL_QUEUE,
@@ -36,6 +39,9 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
             records.persist_halt,
             records.audit,
             records.notify,
+            ml.candidate,
+            ml.validate,
+            ml.record,
         ],
     )
 

@@ -117,3 +117,42 @@ class VenueRequest:
     market: str
     key_ref: str = ""  # which key's orders; empty: the market's configured trading key
     loss_budget_usdc: float = 0.0
+
+
+@dataclass
+class ModelGates:
+    """What a candidate must show before and after it goes live."""
+
+    min_accuracy: float = 0.55  # directional, non-flat moves, at the quoting horizon
+    max_accuracy_drop: float = 0.01  # against the live model on the same held-out data
+    max_calibration_error: float = 0.05
+    max_latency_p99_us: float = 1000.0
+    min_live_accuracy: float = 0.52  # after promotion, else roll back
+    min_shadow_agreement: float = 0.0
+
+
+@dataclass
+class DeployModelInput:
+    market: str
+    artifact_path: str = ""  # take this artifact, or train one:
+    train_seeds: str = "1-4"
+    train_minutes: float = 20.0
+    train_epochs: int = 3
+    kind: str = "transformer"
+    holdout_seeds: str = "101-102"
+    holdout_minutes: float = 10.0
+    shadow_s: float = 60.0
+    monitor_s: float = 300.0
+    gates: ModelGates = field(default_factory=ModelGates)
+    actor: str = "operator"
+
+
+@dataclass
+class DeployModelResult:
+    market: str
+    candidate: str
+    version: str
+    outcome: str  # promoted | rejected | rolled_back
+    reasons: list[str]
+    validation: dict[str, Any] = field(default_factory=dict)
+    live: dict[str, Any] = field(default_factory=dict)

@@ -93,6 +93,31 @@ async def risk_reset(env: WorkflowEnvironment) -> None:
         await _save(h, "daily_risk_reset")  # type: ignore[arg-type]
 
 
+async def deploy_model(env: WorkflowEnvironment) -> None:
+    from tests.workflows.test_deploy_model import GOOD, Fakes
+    from workflows.deploy_model import DeployModel
+    from workflows.types import DeployModelInput
+
+    f = Fakes(GOOD, live_accuracy=0.45)  # promote, then roll back: every step recorded
+    async with (
+        Worker(
+            env.client,
+            task_queue=CONTROL_QUEUE,
+            workflows=[DeployModel],
+            activities=[f.ml_candidate, f.ml_validate, f.record, f.audit, f.notify],
+        ),
+        Worker(env.client, task_queue=host_queue(MARKET), activities=[f.command, f.status]),
+    ):
+        h = await env.client.start_workflow(
+            DeployModel.run,
+            DeployModelInput(MARKET, shadow_s=1, monitor_s=1),
+            id="deploy-model",
+            task_queue=CONTROL_QUEUE,
+        )
+        await h.result()
+        await _save(h, "deploy_model")  # type: ignore[arg-type]
+
+
 async def main() -> None:
     OUT.mkdir(exist_ok=True)
     env = await _dev()
@@ -100,6 +125,7 @@ async def main() -> None:
         await lifecycle(env.client)
         await estop(env)
         await risk_reset(env)
+        await deploy_model(env)
     finally:
         await env.shutdown()
 

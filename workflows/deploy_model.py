@@ -1,0 +1,168 @@
+"""DeployModel: train (or take) a candidate, validate it against the live model on held-out
+data with explicit gates (accuracy, calibration, inference latency), run it in shadow beside
+the live model, promote it between two quote cycles, watch the live accuracy, and roll back
+automatically if it falls below the gate. Every decision is recorded in the model registry
+and the audit log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+from workflows.types import (
+    AuditEntry,
+    DeployModelInput,
+    DeployModelResult,
+    HotpathCommand,
+    Notice,
+    host_queue,
+)
+
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=["CommandRefused", "InvalidArtifact"],
+)
+
+
+def gate_failures(inp: DeployModelInput, v: dict[str, Any]) -> list[str]:
+    """Which validation gates the candidate misses (empty: it may go on)."""
+    g = inp.gates
+    c, live = v["candidate"], v.get("live")
+    out = []
+    if c["accuracy"] < g.min_accuracy:
+        out.append(f"accuracy {c['accuracy']:.3f} < {g.min_accuracy}")
+    if live is not None and c["accuracy"] < live["accuracy"] - g.max_accuracy_drop:
+        out.append(f"accuracy {c['accuracy']:.3f} below live {live['accuracy']:.3f}")
+    if c["calibration_error"] > g.max_calibration_error:
+        out.append(f"calibration error {c['calibration_error']:.3f} > {g.max_calibration_error}")
+    if c["latency_p99_us"] > g.max_latency_p99_us:
+        out.append(f"latency p99 {c['latency_p99_us']:.0f} µs > {g.max_latency_p99_us:.0f}")
+    return out
+
+
+@workflow.defn(name="DeployModel")
+class DeployModel:
+    def __init__(self) -> None:
+        self.phase = "starting"
+
+    @workflow.query
+    def current_phase(self) -> str:
+        return self.phase
+
+    async def _hot(
+        self, inp: DeployModelInput, command: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        wid = workflow.info().workflow_id
+        result: dict[str, Any] = await workflow.execute_activity(
+            "hotpath_command",
+            HotpathCommand(inp.market, f"{wid}/{command}", command, args),
+            task_queue=host_queue(inp.market),
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RETRY,
+            result_type=dict,
+        )
+        return result
+
+    async def _record(
+        self, inp: DeployModelInput, path: str, status: str, metrics: dict[str, Any]
+    ) -> None:
+        await workflow.execute_activity(
+            "model_registry_record",
+            args=[path, status, metrics],
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RETRY,
+        )
+
+    @workflow.run
+    async def run(self, inp: DeployModelInput) -> DeployModelResult:
+        wid = workflow.info().workflow_id
+        self.phase = "candidate"
+        path: str = await workflow.execute_activity(
+            "ml_candidate",
+            inp,
+            start_to_close_timeout=timedelta(hours=2),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
+            result_type=str,
+        )
+        self.phase = "validate"
+        status = await workflow.execute_activity(
+            "hotpath_status",
+            inp.market,
+            task_queue=host_queue(inp.market),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RETRY,
+            result_type=dict,
+        )
+        live_path = str(status.get("model", {}).get("path", ""))
+        validation: dict[str, Any] = await workflow.execute_activity(
+            "ml_validate",
+            args=[path, live_path, inp],
+            start_to_close_timeout=timedelta(hours=1),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
+            result_type=dict,
+        )
+        version = str(validation["candidate"]["version"])
+        reasons = gate_failures(inp, validation)
+        outcome = "rejected"
+        live: dict[str, Any] = {}
+        if not reasons:
+            self.phase = "shadow"
+            await self._hot(inp, "shadow_model", {"path": path})
+            await workflow.sleep(timedelta(seconds=inp.shadow_s))
+            self.phase = "promote"
+            await self._hot(inp, "load_model", {"path": path, "version": version})
+            outcome = "promoted"
+            self.phase = "monitor"
+            await workflow.sleep(timedelta(seconds=inp.monitor_s))
+            st = await workflow.execute_activity(
+                "hotpath_status",
+                inp.market,
+                task_queue=host_queue(inp.market),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RETRY,
+                result_type=dict,
+            )
+            live = dict(st.get("signal", {}))
+            acc = live.get("accuracy", {}).get("200ms")
+            if acc is not None and acc < inp.gates.min_live_accuracy:
+                reasons.append(f"live accuracy {acc:.3f} < {inp.gates.min_live_accuracy}")
+                self.phase = "rollback"
+                await self._hot(inp, "rollback_model", {})
+                outcome = "rolled_back"
+        self.phase = "record"
+        await self._record(inp, path, outcome, {"validation": validation, "live": live})
+        await workflow.execute_activity(
+            "audit",
+            AuditEntry(
+                inp.actor,
+                "deploy_model",
+                inp.market,
+                {"candidate": version, "path": path},
+                outcome,
+                wid,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RETRY,
+            result_type=str,
+        )
+        await workflow.execute_activity(
+            "notify",
+            Notice(
+                f"Model {version} {outcome} on {inp.market}",
+                "; ".join(reasons) or "all gates passed",
+                "warning" if outcome != "promoted" else "info",
+                wid,
+            ),
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+            result_type=bool,
+        )
+        self.phase = "done"
+        return DeployModelResult(inp.market, path, version, outcome, reasons, validation, live)
