@@ -323,6 +323,20 @@ class ControlServer:
         self.state.model = {"version": version, "rolled_back": "true"}
         return {"model": version}
 
+    async def _flatten(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Work the position off with reduce-only quotes (REDUCING until resumed)."""
+        self.mm.risk.reduce_only(str(args.get("reason", "flatten"))[:200])
+        return {"risk_state": self.mm.risk.state.value, "position_lots": self.mm.om.position.lots}
+
+    async def _feed_failover(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Leave the current market-data endpoint for the next one in the list."""
+        feed = getattr(self.loop.venue, "feed", None)
+        if feed is None or not hasattr(feed, "fail_over"):
+            raise CommandError("this venue has no switchable feed")
+        before = feed.endpoint
+        await feed.fail_over()
+        return {"from": before or "", "endpoints": list(feed.cfg.endpoints)}
+
     async def _switch_key(self, args: dict[str, Any]) -> dict[str, str]:
         ref = args.get("key_ref")
         if not isinstance(ref, str) or not ref:
@@ -345,6 +359,8 @@ _COMMANDS: dict[str, Callable[[ControlServer, dict[str, Any]], Awaitable[Any]]] 
     "set_params": ControlServer._set_params,
     "daily_reset": ControlServer._daily_reset,
     "shadow_model": ControlServer._shadow_model,
+    "flatten": ControlServer._flatten,
+    "feed_failover": ControlServer._feed_failover,
     "rollback_model": ControlServer._rollback_model,
     "load_model": ControlServer._load_model,
     "switch_key": ControlServer._switch_key,

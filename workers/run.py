@@ -19,9 +19,16 @@ from workflows.deploy_model import DeployModel
 from workflows.estop import EmergencyStop
 from workflows.lifecycle import TradingLifecycle
 from workflows.risk_reset import DailyRiskReset
+from workflows.runbooks import Runbook
 from workflows.types import CONTROL_QUEUE, host_queue
 
-WORKFLOWS: Sequence[type] = (TradingLifecycle, EmergencyStop, DailyRiskReset, DeployModel)
+WORKFLOWS: Sequence[type] = (
+    TradingLifecycle,
+    EmergencyStop,
+    DailyRiskReset,
+    DeployModel,
+    Runbook,
+)
 
 
 def control_worker(client: Client, settings: Settings, notifier: object | None = None) -> Worker:

@@ -156,3 +156,39 @@ class DeployModelResult:
     reasons: list[str]
     validation: dict[str, Any] = field(default_factory=dict)
     live: dict[str, Any] = field(default_factory=dict)
+
+
+RUNBOOKS = ("reconcile", "flatten", "feed_failover", "restart_hotpath")
+
+
+@dataclass
+class RunbookInput:
+    runbook: str
+    market: str
+    actor: str = "operator"
+    reason: str = ""
+    flatten_timeout_s: float = 300.0
+    flat_lots: int = 0  # |position| at or below this counts as flat
+    poll_s: float = 5.0
+
+
+@dataclass
+class RunbookStep:
+    name: str
+    status: str = "pending"  # pending | waiting_approval | running | done | failed | aborted
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunbookResult:
+    runbook: str
+    market: str
+    outcome: str  # done | aborted | failed
+    steps: list[RunbookStep]
+
+
+@dataclass
+class Decision:
+    step: str
+    actor: str = "operator"
+    reason: str = ""

@@ -91,6 +91,7 @@ class FeedClient:
         self.connects = 0
         self.failovers = 0
         self.malformed = 0
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
 
     def _pick(self, start: int) -> int | None:
         now = time.monotonic()
@@ -100,6 +101,17 @@ class FeedClient:
             if self.breakers[i].allow(now):
                 return i
         return None
+
+    async def fail_over(self) -> None:
+        """Operator-forced failover: count a failure on the current endpoint (so the next
+        healthy one is preferred for a cooldown) and drop the connection."""
+        if self.endpoint in self.cfg.endpoints:
+            b = self.breakers[self.cfg.endpoints.index(self.endpoint)]
+            b.failures = b.limit - 1
+            b.failure(time.monotonic())
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
 
     def backoff(self, attempt: int) -> float:
         base = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2 ** min(attempt, 32))
@@ -146,6 +158,7 @@ class FeedClient:
             return False
         self.endpoint = url
         self.connects += 1
+        self._ws = ws
         try:
             for n, q in enumerate(cfg.queries, start=1):
                 await ws.send_json(

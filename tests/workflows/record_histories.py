@@ -118,6 +118,26 @@ async def deploy_model(env: WorkflowEnvironment) -> None:
         await _save(h, "deploy_model")  # type: ignore[arg-type]
 
 
+async def runbook(env: WorkflowEnvironment) -> None:
+    from tests.workflows.test_runbooks import Fakes, _waiting, _workers
+    from workflows.runbooks import Runbook
+    from workflows.types import Decision, RunbookInput
+
+    f = Fakes([300, 0])
+    a, b = _workers(env, f)
+    async with a, b:
+        h = await env.client.start_workflow(
+            Runbook.run,
+            RunbookInput("flatten", MARKET, poll_s=0.1),
+            id="runbook-flatten",
+            task_queue=CONTROL_QUEUE,
+        )
+        await _waiting(h, "approve")
+        await h.execute_update(Runbook.approve, Decision("approve", "eve"))
+        await h.result()
+        await _save(h, "runbook_flatten")  # type: ignore[arg-type]
+
+
 async def main() -> None:
     OUT.mkdir(exist_ok=True)
     env = await _dev()
@@ -126,6 +146,7 @@ async def main() -> None:
         await estop(env)
         await risk_reset(env)
         await deploy_model(env)
+        await runbook(env)
     finally:
         await env.shutdown()
 
