@@ -35,6 +35,89 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     e.add_argument("--actor", default=os.environ.get("USER", "operator"))
 
 
+def add_ops_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    r = sub.add_parser("runbook", help="start, approve or abort an on-call runbook")
+    r.add_argument("action", choices=["start", "approve", "abort", "status"])
+    r.add_argument(
+        "target",
+        help="start: RUNBOOK:MARKET (e.g. flatten:SEI/USDC); otherwise the runbook's workflow id",
+    )
+    r.add_argument("--step", default="approve", help="the step to approve")
+    r.add_argument("--reason", default="")
+    r.add_argument("--actor", default=os.environ.get("USER", "operator"))
+
+    d = sub.add_parser("deploy-model", help="run DeployModel for a market")
+    d.add_argument("--market", required=True)
+    d.add_argument("--artifact", default="", help="an exported model (else train one)")
+    d.add_argument("--shadow-s", type=float, default=60.0)
+    d.add_argument("--monitor-s", type=float, default=300.0)
+    d.add_argument("--actor", default=os.environ.get("USER", "operator"))
+
+
+def run_runbook(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.client import connect
+    from workflows.types import CONTROL_QUEUE, RUNBOOKS, Decision, RunbookInput
+
+    async def go() -> object:
+        client = await connect(settings.control.temporal_address, settings.control.namespace)
+        if args.action == "start":
+            name, _, market = args.target.partition(":")
+            if name not in RUNBOOKS:
+                raise ValueError(f"unknown runbook {name!r} (known: {', '.join(RUNBOOKS)})")
+            settings.market(market)
+            import uuid
+
+            wid = f"runbook/{name}/{market}/{uuid.uuid4().hex[:8]}"
+            await client.start_workflow(
+                "Runbook",
+                RunbookInput(name, market, args.actor, args.reason),
+                id=wid,
+                task_queue=CONTROL_QUEUE,
+            )
+            return {"workflow_id": wid}
+        h = client.get_workflow_handle(args.target)
+        if args.action == "status":
+            return {
+                "steps": [
+                    asdict(s) if not isinstance(s, dict) else s for s in await h.query("progress")
+                ]
+            }
+        return {
+            "result": await h.execute_update(
+                args.action, Decision(args.step, args.actor, args.reason)
+            )
+        }
+
+    print(json.dumps(asyncio.run(go()), default=str))
+    return 0
+
+
+def run_deploy_model(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.client import connect
+    from workflows.types import CONTROL_QUEUE, DeployModelInput
+
+    settings.market(args.market)
+
+    async def go() -> object:
+        client = await connect(settings.control.temporal_address, settings.control.namespace)
+        return await client.execute_workflow(
+            "DeployModel",
+            DeployModelInput(
+                args.market,
+                args.artifact,
+                shadow_s=args.shadow_s,
+                monitor_s=args.monitor_s,
+                actor=args.actor,
+            ),
+            id=f"deploy-model/{args.market}",
+            task_queue=CONTROL_QUEUE,
+        )
+
+    out = asyncio.run(go())
+    print(json.dumps(out if isinstance(out, dict) else asdict(out), default=str))  # type: ignore[call-overload]
+    return 0
+
+
 def run_worker(settings: Settings, role: str, schedules: bool) -> int:
     from workers.client import connect
     from workers.run import control_worker, host_workers, run_workers

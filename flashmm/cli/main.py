@@ -143,9 +143,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print one JSON object")
 
     from flashmm.cli.control import add_arguments as add_control_arguments
+    from flashmm.cli.control import add_ops_arguments
     from flashmm.cli.ml import add_evaluate_arguments, add_train_arguments
 
     add_control_arguments(sub)
+    add_ops_arguments(sub)
 
     tr = sub.add_parser(
         "train",
@@ -245,6 +247,18 @@ def _cmd_estop(args: argparse.Namespace) -> int:
     return run_estop(load_settings(args.config), args)
 
 
+def _cmd_runbook(args: argparse.Namespace) -> int:
+    from flashmm.cli.control import run_runbook
+
+    return run_runbook(load_settings(args.config), args)
+
+
+def _cmd_deploy_model(args: argparse.Namespace) -> int:
+    from flashmm.cli.control import run_deploy_model
+
+    return run_deploy_model(load_settings(args.config), args)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from flashmm.cli.ml import run_train
 
@@ -290,6 +304,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "worker": _cmd_worker,
     "market": _cmd_market,
     "estop": _cmd_estop,
+    "runbook": _cmd_runbook,
+    "deploy-model": _cmd_deploy_model,
     "evaluate": _cmd_evaluate,
     "services": _cmd_services,
     "db": _cmd_db,
