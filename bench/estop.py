@@ -131,10 +131,25 @@ async def _measure(rounds: int) -> tuple[list[float], list[float]]:
     return halt_ms, verified_ms
 
 
+BENCH_DSN = "postgresql://flashmm@127.0.0.1:55432/flashmm_bench"
+
+
+async def _bench_db() -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(BENCH_DSN.rsplit("/", 1)[0] + "/postgres")
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname='flashmm_bench'"):
+            await conn.execute("CREATE DATABASE flashmm_bench")
+    finally:
+        await conn.close()
+
+
 def bench_estop(rounds: int = 15) -> dict[str, float]:
     from flashmm import devservices
 
-    devservices.ensure()  # the workflow persists the halt in PostgreSQL
+    devservices.ensure()  # the workflow persists the halt in PostgreSQL: a bench database
+    asyncio.run(_bench_db())
     halt, verified = asyncio.run(_measure(rounds))
 
     def p(xs: list[float], q: float) -> float:

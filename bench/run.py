@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,8 @@ def bench_live_cycle(seconds: float = 10.0, quote_hz: float = 20.0) -> dict[str,
 def bench_book(seconds: float = 900.0) -> dict[str, float]:
     """Apply a recorded stream of L2 deltas from the simulated market through ``FeedBook``."""
     m = SimMarket(MarketParams(seed=5), record_deltas=True)
-    start = BookSnapshot(0, *(tuple(side) for side in m.exchange.book.snapshot()), 0)
+    bids, asks = m.exchange.book.snapshot()
+    start = BookSnapshot(0, tuple(bids), tuple(asks), 0)
     deltas: list[BookDelta] = []
     seq = 0
     end = m.time + seconds
@@ -219,7 +221,7 @@ def main() -> None:
     out = Path(args.out)
     if out.exists():
         results.update(json.loads(out.read_text()))
-    for name, fn in (
+    benches: tuple[tuple[str, Callable[[], dict[str, float]]], ...] = (
         ("quote cycle", lambda: bench_quote_cycle(2_000 if q else 20_000)),
         ("live cycle", lambda: bench_live_cycle(3 if q else 15)),
         ("book", lambda: bench_book(60 if q else 900)),
@@ -228,7 +230,8 @@ def main() -> None:
         ("e2e", lambda: bench_e2e(5 if q else 30)),
         ("ml", lambda: bench_inference(500 if q else 3000)),
         ("estop", lambda: bench_estop(3 if q else 20)),
-    ):
+    )
+    for name, fn in benches:
         t0 = time.perf_counter()
         figures = fn()
         results.update(figures)

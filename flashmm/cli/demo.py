@@ -23,6 +23,8 @@ import aiohttp
 
 from flashmm.config import Settings
 
+BUNDLED_MODEL = Path(__file__).resolve().parents[2] / "models" / "market-transformer-v1"
+
 
 def run_platform_demo(settings: Settings, duration: float | None, config: str | None) -> int:
     return asyncio.run(_demo(settings, duration, config))
@@ -122,6 +124,8 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
             "FLASHMM_VENUE__CHAIN_ID": ready["chain_id"],
             "FLASHMM_VENUE__KIND": "sei",
         }
+        if not settings.ml.model_path and (BUNDLED_MODEL / "card.json").exists():
+            hp_env["FLASHMM_ML__MODEL_PATH"] = str(BUNDLED_MODEL)  # the shipped signal
         await control.start_server()
         print(f"  Temporal UI: {control.ui}  (server {control.address})", flush=True)
         hotpaths: dict[str, str] = {}
@@ -134,6 +138,7 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
             print(f"  {m.symbol}: metrics http://127.0.0.1:{port}/metrics", flush=True)
         await control.start_worker(env, hotpaths)
         await asyncio.gather(*(_wait_control(c) for c in children))
+        control.hotpath_state = {c.name: c.control for c in children}
         started = await control.start_markets(settings)
         print(
             "  started through TradingLifecycle: "

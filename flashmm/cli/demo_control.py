@@ -45,6 +45,7 @@ class ControlPlane:
         self.address = ""
         self.ui = ""
         self.procs: list[asyncio.subprocess.Process] = []
+        self.hotpath_state: dict[str, dict[str, object]] = {}  # the hot paths' control lines
 
     def hotpath_env(self, control_port: int) -> dict[str, str]:
         return {
@@ -111,11 +112,15 @@ class ControlPlane:
 
         client = await connect(self.address)
         out = {}
+        actor = os.environ.get("USER", "demo")
         for m in settings.markets:
             handle = await ensure_lifecycle(client, m.symbol)
-            status = await handle.execute_update(
-                "start", ChangeRequest(os.environ.get("USER", "demo"), "flashmm demo")
-            )
+            hot = self.hotpath_state.get(m.symbol, {})
+            if hot.get("state") == "halted":  # halted before: stays halted, and says so
+                await handle.execute_update("halt", ChangeRequest(actor, "halted before"))
+                out[m.symbol] = "HALTED (resume: flashmm market resume " + m.symbol + ")"
+                continue
+            status = await handle.execute_update("start", ChangeRequest(actor, "flashmm demo"))
             out[m.symbol] = str(
                 status["state"] if isinstance(status, dict) else getattr(status, "state", status)
             )

@@ -172,6 +172,9 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
     )
     if not state_file.exists():
         control.state = ControlState(state=hp.start_state)
+    if ql.mm.risk.state.value == "halted" and control.state.state != "halted":
+        # PostgreSQL says this market was halted: the control state follows, durably
+        control.state = ControlState(state="halted", reason=ql.mm.risk.halt_reason)
     control.apply_persisted()
     await control.start()
     print(
