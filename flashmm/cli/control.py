@@ -54,6 +54,30 @@ def add_ops_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     d.add_argument("--actor", default=os.environ.get("USER", "operator"))
 
 
+def add_codec_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = sub.add_parser(
+        "codec-server",
+        help="decrypting codec endpoint for the Temporal UI",
+        description="Serves POST /decode and /encode for the Temporal UI's "
+        "codec endpoint. Keys from FLASHMM_CODEC_KEYS; operators authenticate "
+        "with the bearer token in FLASHMM_CODEC_SERVER_TOKEN.",
+    )
+    c.add_argument("--port", type=int, default=8081)
+    c.add_argument("--ui-origin", default="http://127.0.0.1:8233")
+
+
+def run_codec_server(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from flashmm.temporal.codec import EncryptionCodec
+    from flashmm.temporal.codec_server import make_app
+
+    token = os.environ.get("FLASHMM_CODEC_SERVER_TOKEN", "")
+    app = make_app(EncryptionCodec.from_env(), token, args.ui_origin)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None)
+    return 0
+
+
 def run_runbook(settings: Settings, args: argparse.Namespace) -> int:
     from workers.client import connect
     from workflows.types import CONTROL_QUEUE, RUNBOOKS, Decision, RunbookInput

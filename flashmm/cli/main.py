@@ -143,11 +143,12 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print one JSON object")
 
     from flashmm.cli.control import add_arguments as add_control_arguments
-    from flashmm.cli.control import add_ops_arguments
+    from flashmm.cli.control import add_codec_arguments, add_ops_arguments
     from flashmm.cli.ml import add_evaluate_arguments, add_train_arguments
 
     add_control_arguments(sub)
     add_ops_arguments(sub)
+    add_codec_arguments(sub)
 
     tr = sub.add_parser(
         "train",
@@ -247,6 +248,12 @@ def _cmd_estop(args: argparse.Namespace) -> int:
     return run_estop(load_settings(args.config), args)
 
 
+def _cmd_codec_server(args: argparse.Namespace) -> int:
+    from flashmm.cli.control import run_codec_server
+
+    return run_codec_server(args)
+
+
 def _cmd_runbook(args: argparse.Namespace) -> int:
     from flashmm.cli.control import run_runbook
 
@@ -305,6 +312,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "market": _cmd_market,
     "estop": _cmd_estop,
     "runbook": _cmd_runbook,
+    "codec-server": _cmd_codec_server,
     "deploy-model": _cmd_deploy_model,
     "evaluate": _cmd_evaluate,
     "services": _cmd_services,
