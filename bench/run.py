@@ -223,7 +223,7 @@ def main() -> None:
         results.update(json.loads(out.read_text()))
     benches: tuple[tuple[str, Callable[[], dict[str, float]]], ...] = (
         ("quote cycle", lambda: bench_quote_cycle(2_000 if q else 20_000)),
-        ("live cycle", lambda: bench_live_cycle(3 if q else 15)),
+        ("live cycle", lambda: bench_live_cycle(3 if q else 30)),
         ("book", lambda: bench_book(60 if q else 900)),
         ("backtest", lambda: bench_backtest(2 if q else 30)),
         ("rss", lambda: bench_rss(3 if q else 20)),

@@ -18,7 +18,7 @@ STAGES: tuple[str, ...] = (
     "risk",
     "order_diff",
     "cycle",
-    "to_venue",  # cycle start → batch handed to the venue, store records included
+    "to_venue",  # cycle start → batch handed to the venue
 )
 
 

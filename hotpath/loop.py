@@ -139,10 +139,10 @@ class QuoteLoop:
         batch = mm.cycle(time.monotonic_ns(), reactive=reactive)
         if self.recorder is not None and mm.last_sample is not sampled and mm.last_sample:
             self.recorder.add(["F", *mm.last_sample])
-        if self.sinks is not None:
-            self._record(batch)
         self.mm.timers["to_venue"].record(time.perf_counter_ns() - t0)
         await self._send(batch)
+        if self.sinks is not None:  # records queue after the batch is on its way
+            self._record(batch)
         after = getattr(self.mm.signal, "after_cycle", None)
         if after is not None:
             after(time.monotonic_ns())  # shadow model: after the batch is on its way
