@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.backup import BackupActivities
 from activities.hotpath import HotpathActivities
 from activities.ml import MLActivities
 from activities.records import RecordActivities
 from activities.venue import VenueActivities
 from flashmm.config import Settings
+from workflows.backup import Backup, Restore
 from workflows.deploy_model import DeployModel
 from workflows.estop import EmergencyStop
 from workflows.lifecycle import TradingLifecycle
@@ -28,6 +30,8 @@ WORKFLOWS: Sequence[type] = (
     DailyRiskReset,
     DeployModel,
     Runbook,
+    Backup,
+    Restore,
 )
 
 
@@ -35,6 +39,7 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
     venue = VenueActivities(settings)
     records = RecordActivities(settings, notifier)
     ml = MLActivities(settings)
+    backup = BackupActivities(settings)
     return Worker(
         client,
         task_queue=CONTROL_QUEUE,
@@ -49,6 +54,7 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
             ml.candidate,
             ml.validate,
             ml.record,
+            *backup.activities(),
         ],
     )
 

@@ -9,12 +9,16 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
 
+from flashmm.backup.config import backup_settings
 from flashmm.config import Settings
+from workflows.backup import BackupInput
 from workflows.types import CONTROL_QUEUE, RiskResetInput
 
 
@@ -31,6 +35,17 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
                 execution_timeout=timedelta(minutes=10),
             ),
             spec=ScheduleSpec(cron_expressions=[ctl.risk_reset_cron]),
+        ),
+        "nightly-backup": Schedule(
+            action=ScheduleActionStartWorkflow(
+                "Backup",
+                BackupInput("nightly", "schedule"),
+                id="nightly-backup",
+                task_queue=CONTROL_QUEUE,
+                execution_timeout=timedelta(hours=6),
+            ),
+            spec=ScheduleSpec(cron_expressions=[backup_settings(settings).cron]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         ),
     }
 

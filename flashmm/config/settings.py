@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from flashmm.backup.config import BackupSettings
 from flashmm.config.control import ControlSettings
 from flashmm.config.llm import LLMSettings
 from flashmm.config.ml import MLSettings
@@ -210,6 +211,7 @@ class Settings(BaseSettings):
     ml: MLSettings = Field(default_factory=MLSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     control: ControlSettings = Field(default_factory=ControlSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     def setup_logging(self) -> None:
         """Structured logs on stderr with per-component levels, and the signing key

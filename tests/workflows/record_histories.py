@@ -138,6 +138,31 @@ async def runbook(env: WorkflowEnvironment) -> None:
         await _save(h, "runbook_flatten")  # type: ignore[arg-type]
 
 
+async def backup_restore(env: WorkflowEnvironment) -> None:
+    from tests.workflows.test_backup import World as BackupWorld
+    from tests.workflows.test_backup import worker as backup_worker
+    from workflows.backup import Backup, BackupInput, Restore, RestoreInput
+
+    w = BackupWorld(stored_ages_days=(1, 2, 10))
+    async with backup_worker(env, w):
+        b = await env.client.start_workflow(
+            Backup.run,
+            BackupInput("recorded", "schedule", keep=2),
+            id="nightly-backup-2024-01-01T02:30:00Z",
+            task_queue=CONTROL_QUEUE,
+        )
+        done = await b.result()
+        await _save(b, "backup")  # type: ignore[arg-type]
+        r = await env.client.start_workflow(
+            Restore.run,
+            RestoreInput(done.backup_id, "carol", "drill"),
+            id=f"restore/{done.backup_id}",
+            task_queue=CONTROL_QUEUE,
+        )
+        await r.result()
+        await _save(r, "restore")  # type: ignore[arg-type]
+
+
 async def main() -> None:
     OUT.mkdir(exist_ok=True)
     env = await _dev()
@@ -147,6 +172,7 @@ async def main() -> None:
         await risk_reset(env)
         await deploy_model(env)
         await runbook(env)
+        await backup_restore(env)
     finally:
         await env.shutdown()
 

@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from workflows.backup import Backup, Restore
 from workflows.deploy_model import DeployModel
 from workflows.estop import EmergencyStop
 from workflows.lifecycle import TradingLifecycle
@@ -26,6 +27,8 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "daily_risk_reset",
         "deploy_model",
         "runbook_flatten",
+        "backup",
+        "restore",
     } <= names
 
 
@@ -33,7 +36,15 @@ def test_every_workflow_has_a_recorded_history() -> None:
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(
-        workflows=[TradingLifecycle, EmergencyStop, DailyRiskReset, DeployModel, Runbook]
+        workflows=[
+            TradingLifecycle,
+            EmergencyStop,
+            DailyRiskReset,
+            DeployModel,
+            Runbook,
+            Backup,
+            Restore,
+        ]
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

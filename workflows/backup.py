@@ -1,0 +1,458 @@
+"""Backup and Restore of the platform's state, each step a retryable, idempotent activity.
+
+Backup: dump PostgreSQL, export Redis, copy the model artifacts and the effective config
+(secrets left out) into the backup store; write the manifest (sha256 and size of every
+file); read every file back and verify it; apply retention; record the backup in the
+``backups`` table; audit and notify. The backup id comes from the workflow id, so a retried
+step (or a re-run of the same workflow id) writes into the same backup, and a backup that
+is already complete is reused instead of being taken again. A failed backup is recorded,
+audited and notified as failed.
+
+Restore: verify every checksum first (a tampered or incomplete backup is refused with a
+non-retryable error, before anything is touched); restore PostgreSQL, Redis and the model
+artifacts into the targets; then prove it by reading back (rows per table as in the
+manifest, every Redis key with its TTL, artifact checksums) and return that proof.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.types import AuditEntry, Notice
+
+# errors that no retry can fix (the names are the activities' ApplicationError types)
+NON_RETRYABLE = [
+    "BackupCorrupt",
+    "BackupNotFound",
+    "InvalidBackupId",
+    "StoreUnavailable",
+    "RestoreNotProven",
+]
+LONG = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=5,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+SHORT = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+REPORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+
+T = TypeVar("T")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def backup_id_for(workflow_id: str) -> str:
+    """The backup id of a workflow id: the id itself where it is a safe file name, else a
+    cleaned-up form plus a hash of the original (so two ids never share a backup)."""
+    slug = _UNSAFE.sub("-", workflow_id).strip("-._")[:100] or "backup"
+    if slug == workflow_id:
+        return slug
+    return f"{slug}-{hashlib.sha256(workflow_id.encode()).hexdigest()[:8]}"
+
+
+@dataclass
+class BackupInput:
+    reason: str = "manual"
+    actor: str = "operator"
+    backup_id: str = ""  # empty: derived from the workflow id
+    keep: int | None = None  # retention; None: the worker's backup settings
+    max_age_days: float | None = None
+
+
+@dataclass
+class BackupPart:
+    backup_id: str
+
+
+@dataclass
+class BackupFile:
+    name: str
+    sha256: str
+    size: int
+
+
+@dataclass
+class PartResult:
+    part: str  # postgres | redis | models | config
+    files: list[BackupFile]
+    meta: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False  # taken from an already complete backup
+
+
+@dataclass
+class FinalizeRequest:
+    backup_id: str
+    workflow_id: str
+    created_at: str
+    parts: list[PartResult]
+
+
+@dataclass
+class BackupSummary:
+    backup_id: str
+    location: str
+    checksum: str  # sha256 of the manifest
+    size_bytes: int
+    files: int
+    created_at: str
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reused: bool = False
+
+
+@dataclass
+class VerifyRequest:
+    backup_id: str
+    expected_checksum: str = ""  # the manifest's sha256, when the caller knows it
+
+
+@dataclass
+class RetentionRequest:
+    protect: list[str]
+    now: str
+    keep: int | None = None
+    max_age_days: float | None = None
+
+
+@dataclass
+class RetentionResult:
+    kept: list[str]
+    deleted: list[str]
+
+
+@dataclass
+class BackupRecord:
+    backup_id: str
+    started_at: str
+    finished_at: str
+    location: str
+    status: str  # complete | failed
+    checksum: str = ""
+    size_bytes: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)  # removed by retention: marked deleted
+
+
+@dataclass
+class BackupResult:
+    backup_id: str
+    location: str
+    checksum: str
+    size_bytes: int
+    files: int
+    reused: bool
+    tables: dict[str, int]
+    redis_keys: int
+    model_files: int
+    deleted: list[str]
+    audit_hash: str
+    notified: bool
+
+
+@dataclass
+class RestoreInput:
+    backup_id: str
+    actor: str = "operator"
+    reason: str = ""
+    expected_checksum: str = ""  # refuse the backup unless its manifest has this sha256
+    target_dsn: str = ""  # empty: the configured database
+    target_redis_url: str = ""  # empty: the configured Redis database
+    target_model_dir: str = ""  # empty: the configured model path (none: models skipped)
+
+
+@dataclass
+class RestoreStep:
+    backup_id: str
+    target_dsn: str = ""
+    target_redis_url: str = ""
+    target_model_dir: str = ""
+    started_at: str = ""  # when the restore began (keys with a shorter TTL may be gone)
+
+
+@dataclass
+class RestoreProof:
+    backup_id: str
+    ok: bool
+    checksum: str
+    tables: dict[str, list[int]]  # schema.table -> [rows in the backup, rows read back]
+    redis: dict[str, Any]
+    models: dict[str, Any]
+    problems: list[str]
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    audit_hash: str = ""
+
+
+async def _long(name: str, arg: Any, result_type: type[T]) -> T:
+    """A long step: heartbeats, retried with backoff unless the error cannot be fixed."""
+    result: T = await workflow.execute_activity(
+        name,
+        arg,
+        start_to_close_timeout=timedelta(hours=2),
+        heartbeat_timeout=timedelta(seconds=60),
+        retry_policy=LONG,
+        result_type=result_type,
+    )
+    return result
+
+
+async def _short(name: str, arg: Any, result_type: type[T], retry: RetryPolicy = SHORT) -> T:
+    result: T = await workflow.execute_activity(
+        name,
+        arg,
+        start_to_close_timeout=timedelta(minutes=2),
+        retry_policy=retry,
+        result_type=result_type,
+    )
+    return result
+
+
+def _cause(e: BaseException) -> str:
+    inner = e.cause if isinstance(e, ActivityError) and e.cause is not None else e
+    return str(inner)[:500]
+
+
+@workflow.defn(name="Backup")
+class Backup:
+    @workflow.run
+    async def run(self, inp: BackupInput) -> BackupResult:
+        wf_id = workflow.info().workflow_id
+        backup_id = inp.backup_id or backup_id_for(wf_id)
+        started = workflow.now().isoformat()
+        part = BackupPart(backup_id)
+        try:
+            parts = [
+                await _long(name, part, PartResult)
+                for name in ("backup_postgres", "backup_redis", "backup_models", "backup_config")
+            ]
+            await _short(
+                "finalize_backup", FinalizeRequest(backup_id, wf_id, started, parts), BackupSummary
+            )
+            summary = await _long("verify_backup", VerifyRequest(backup_id), BackupSummary)
+            retention = await _long(
+                "apply_retention",
+                RetentionRequest(
+                    [backup_id], workflow.now().isoformat(), inp.keep, inp.max_age_days
+                ),
+                RetentionResult,
+            )
+        except ActivityError as e:
+            await self._failed(inp, backup_id, started, e)
+            raise
+        reused = any(p.reused for p in parts)
+        tables = dict(summary.parts.get("postgres", {}).get("tables", {}))
+        redis_keys = int(summary.parts.get("redis", {}).get("keys", 0))
+        model_files = int(summary.parts.get("models", {}).get("files", 0))
+        await _short(
+            "record_backup",
+            BackupRecord(
+                backup_id,
+                started,
+                workflow.now().isoformat(),
+                summary.location,
+                "complete",
+                summary.checksum,
+                summary.size_bytes,
+                {
+                    "workflow_id": wf_id,
+                    "reason": inp.reason,
+                    "actor": inp.actor,
+                    "files": summary.files,
+                    "tables": tables,
+                    "redis_keys": redis_keys,
+                    "model_files": model_files,
+                    "reused": reused,
+                    "retention_deleted": retention.deleted,
+                },
+                retention.deleted,
+            ),
+            type(None),
+        )
+        audit_hash = await _short(
+            "audit",
+            AuditEntry(
+                inp.actor,
+                "backup",
+                backup_id,
+                {
+                    "reason": inp.reason,
+                    "location": summary.location,
+                    "checksum": summary.checksum,
+                    "deleted": retention.deleted,
+                },
+                "complete",
+                wf_id,
+            ),
+            str,
+        )
+        text = (
+            f"{summary.files} files, {summary.size_bytes / 1e6:.1f} MB, verified, at "
+            f"{summary.location}" + (" (an existing complete backup, reused)" if reused else "")
+        )
+        if retention.deleted:
+            text += f"; retention deleted {', '.join(retention.deleted)}"
+        notified = await _short(
+            "notify",
+            Notice(f"Backup {backup_id} complete", text, "info", f"backup/{backup_id}"),
+            bool,
+            REPORT,
+        )
+        return BackupResult(
+            backup_id,
+            summary.location,
+            summary.checksum,
+            summary.size_bytes,
+            summary.files,
+            reused,
+            tables,
+            redis_keys,
+            model_files,
+            retention.deleted,
+            audit_hash,
+            notified,
+        )
+
+    async def _failed(
+        self, inp: BackupInput, backup_id: str, started: str, e: ActivityError
+    ) -> None:
+        """Record, audit and notify a failed backup, each best effort: the failure itself is
+        what the workflow reports."""
+        wf_id = workflow.info().workflow_id
+        why = _cause(e)
+        try:
+            await _short(
+                "record_backup",
+                BackupRecord(
+                    backup_id,
+                    started,
+                    workflow.now().isoformat(),
+                    "",
+                    "failed",
+                    details={"workflow_id": wf_id, "reason": inp.reason, "error": why},
+                ),
+                type(None),
+                REPORT,
+            )
+            await _short(
+                "audit",
+                AuditEntry(
+                    inp.actor,
+                    "backup",
+                    backup_id,
+                    {"reason": inp.reason, "error": why},
+                    "failed",
+                    wf_id,
+                ),
+                str,
+                REPORT,
+            )
+        except ActivityError:
+            workflow.logger.warning("could not record the failed backup %s", backup_id)
+        try:
+            await _short(
+                "notify",
+                Notice(f"Backup {backup_id} FAILED", why, "critical", f"backup/{backup_id}"),
+                bool,
+                REPORT,
+            )
+        except ActivityError:
+            workflow.logger.warning("could not notify the failed backup %s", backup_id)
+
+
+@workflow.defn(name="Restore")
+class Restore:
+    @workflow.run
+    async def run(self, inp: RestoreInput) -> RestoreProof:
+        step = RestoreStep(
+            inp.backup_id,
+            inp.target_dsn,
+            inp.target_redis_url,
+            inp.target_model_dir,
+            workflow.now().isoformat(),
+        )
+        # a tampered or incomplete backup is refused here, before anything is touched
+        try:
+            summary = await _long(
+                "verify_backup", VerifyRequest(inp.backup_id, inp.expected_checksum), BackupSummary
+            )
+        except ActivityError as e:
+            await self._report(inp, "refused", _cause(e), "critical")
+            raise
+        steps: dict[str, dict[str, Any]] = {}
+        try:
+            for name in ("restore_postgres", "restore_redis", "restore_models"):
+                steps[name] = await _long(name, step, dict)
+            proof = await _long("prove_restore", step, RestoreProof)
+        except ActivityError as e:
+            await self._report(inp, "failed", _cause(e), "critical")
+            raise
+        proof.steps = steps
+        if not proof.ok:
+            problems = "; ".join(proof.problems)[:2000]
+            await self._report(inp, "unproven", problems, "critical")
+            raise ApplicationError(
+                f"restore of {inp.backup_id} did not read back as backed up: {problems}",
+                proof,
+                type="RestoreNotProven",
+                non_retryable=True,
+            )
+        rows = sum(v[1] for v in proof.tables.values())
+        proof.audit_hash = await self._report(
+            inp,
+            "restored",
+            f"{len(proof.tables)} tables ({rows} rows), {proof.redis.get('present', 0)} Redis "
+            f"keys, {proof.models.get('matching', 0)} model files read back as backed up "
+            f"(backup checksum {summary.checksum[:12]})",
+            "warning",
+        )
+        return proof
+
+    async def _report(self, inp: RestoreInput, outcome: str, text: str, severity: str) -> str:
+        """Audit (required for a successful restore, best effort otherwise) and notify."""
+        wf_id = workflow.info().workflow_id
+        audit_hash = ""
+        try:
+            audit_hash = await _short(
+                "audit",
+                AuditEntry(
+                    inp.actor,
+                    "restore",
+                    inp.backup_id,
+                    {"reason": inp.reason, "detail": text[:1000]},
+                    outcome,
+                    wf_id,
+                ),
+                str,
+                SHORT if outcome == "restored" else REPORT,
+            )
+        except ActivityError:
+            if outcome == "restored":
+                raise
+            workflow.logger.warning("could not audit the %s restore of %s", outcome, inp.backup_id)
+        try:
+            await _short(
+                "notify",
+                Notice(
+                    f"Restore of {inp.backup_id}: {outcome}",
+                    f"{text} (by {inp.actor}: {inp.reason or 'no reason given'})",
+                    severity,
+                    f"restore/{wf_id}",
+                ),
+                bool,
+                REPORT,
+            )
+        except ActivityError:
+            workflow.logger.warning("could not notify the %s restore of %s", outcome, inp.backup_id)
+        return audit_hash
