@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 
 from activities.backup import BackupActivities
 from activities.hotpath import HotpathActivities
+from activities.keys import KeyActivities
 from activities.ml import MLActivities
 from activities.records import RecordActivities
 from activities.venue import VenueActivities
@@ -21,6 +22,7 @@ from workflows.deploy_model import DeployModel
 from workflows.estop import EmergencyStop
 from workflows.lifecycle import TradingLifecycle
 from workflows.risk_reset import DailyRiskReset
+from workflows.rotate_key import RotateSigningKey
 from workflows.runbooks import Runbook
 from workflows.types import CONTROL_QUEUE, host_queue
 
@@ -32,6 +34,7 @@ WORKFLOWS: Sequence[type] = (
     Runbook,
     Backup,
     Restore,
+    RotateSigningKey,
 )
 
 
@@ -40,6 +43,7 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
     records = RecordActivities(settings, notifier)
     ml = MLActivities(settings)
     backup = BackupActivities(settings)
+    keys = KeyActivities(settings)
     return Worker(
         client,
         task_queue=CONTROL_QUEUE,
@@ -55,6 +59,7 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
             ml.validate,
             ml.record,
             *backup.activities(),
+            *keys.all(),
         ],
     )
 

@@ -157,10 +157,15 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
 
     async def switch_key(ref: str) -> str:
         wallet = resolve_key(settings, ref, symbol)
-        left = await ql.cancel_all_and_confirm()
-        if left:
-            raise RuntimeError(f"{left} order(s) of the old key still open")
-        await venue.switch_wallet(wallet)
+        was = ql.mm.enabled
+        ql.mm.enabled = False  # no re-quoting with the old key while it drains
+        try:
+            left = await ql.cancel_all_and_confirm()
+            if left:
+                raise RuntimeError(f"{left} order(s) of the old key still open")
+            await venue.switch_wallet(wallet)
+        finally:
+            ql.mm.enabled = was
         return str(wallet.address)
 
     control = ControlServer(

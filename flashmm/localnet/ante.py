@@ -17,7 +17,7 @@ from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import SignDoc
 
 from flashmm.localnet import errors
 from flashmm.localnet.errors import TxError
-from flashmm.venue.sei.tx import FEE_DENOM, DecodedTx, decode_tx
+from flashmm.venue.sei.tx import FEE_DENOM, TYPE_URL_SEND, DecodedTx, decode_tx
 from flashmm.venue.sei.wallet import address_of, valid_address
 
 _PUBKEY_URL = "/cosmos.crypto.secp256k1.PubKey"
@@ -49,8 +49,9 @@ class Account:
 
 
 def signer_of(tx: DecodedTx) -> str:
-    """The creator named by the dex messages (all must agree)."""
-    creators = {m.creator for _, m in tx.messages}
+    """The creator named by the dex messages, or the sender of a bank transfer (all must
+    agree)."""
+    creators = {m.from_address if url == TYPE_URL_SEND else m.creator for url, m in tx.messages}
     if len(creators) != 1:
         raise TxError(errors.UNAUTHORIZED, "transaction must have exactly one signer")
     creator = creators.pop()

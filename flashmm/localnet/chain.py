@@ -5,6 +5,11 @@
 order and returns the block's events. Accounts (numbers, sequences, balances, keys) can be
 persisted to a JSON state file so a restarted node keeps them; resting orders do not survive
 a restart (the node comes back with its own orders cancelled, as after exchange maintenance).
+
+Bank transfers (``MsgSend``) are checked against the sender's free balance (what its open
+orders do not need) at CheckTx and again when delivered: a transfer that no longer fits
+fails in its block with code 5 (insufficient funds), its fee kept and nothing moved. A
+recipient the chain does not know yet gets a new account.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +29,19 @@ from flashmm.localnet.config import LocalnetConfig
 from flashmm.localnet.dex import DexMarket, Event, event
 from flashmm.localnet.errors import TxError
 from flashmm.venue.sei import protos
-from flashmm.venue.sei.tx import FEE_DENOM, DecodedTx, order_fields, parse_order_data, tx_hash
+from flashmm.venue.sei.tx import (
+    FEE_DENOM,
+    TYPE_URL_SEND,
+    DecodedTx,
+    order_fields,
+    parse_order_data,
+    tx_hash,
+)
 from flashmm.venue.sei.wallet import valid_address
 
 _MAX_RESULTS = 50_000
+INVALID_COINS = 10  # sdk ErrInvalidCoins (bank transfers)
+_DENOM = re.compile(r"^[a-zA-Z][a-zA-Z0-9/:._-]{2,127}$")  # the Cosmos SDK's denom rule
 
 
 @dataclass(slots=True)
@@ -100,6 +115,9 @@ class Chain:
             raise TxError(
                 errors.INSUFFICIENT_FUNDS, f"fee would spend {FEE_DENOM} that open sell orders need"
             )
+        sends = _sends(tx)
+        if sends:
+            self._check_send_funds(acct, sends, fee)
         if acct.pubkey is None:
             acct.pubkey = _signer_key(tx)
         acct.balances[FEE_DENOM] = acct.balances.get(FEE_DENOM, 0) - fee
@@ -117,8 +135,18 @@ class Chain:
             return None  # ante reports the decode error
 
     def _validate_msgs(self, tx: DecodedTx) -> None:
-        """Stateless message checks: known contract, grid prices, well-formed order data."""
+        """Stateless message checks: known contract, grid prices, well-formed order data;
+        for bank transfers a valid recipient and positive, sorted coins."""
+        kinds = {url == TYPE_URL_SEND for url, _ in tx.messages}
+        if len(kinds) > 1:  # keeps delivery all-or-nothing without reverting dex state
+            raise TxError(
+                errors.INVALID_REQUEST,
+                "bank transfers cannot share a transaction with dex messages on the localnet",
+            )
         for url, m in tx.messages:
+            if url == TYPE_URL_SEND:
+                _validate_send(m)
+                continue
             market = self.markets.get(m.contractAddr)
             if market is None:
                 raise TxError(errors.INVALID_REQUEST, f"unknown contract {m.contractAddr}", "dex")
@@ -163,7 +191,11 @@ class Chain:
         txs: list[TxResult] = []
         pool, self.mempool = self.mempool, []
         for i, (h, tx, raw, acct, gas_limit) in enumerate(pool):
-            events = self._deliver(tx, acct)
+            code, log = errors.OK, ""
+            try:
+                events = self._deliver(tx, acct)
+            except TxError as failed:  # failed in its block: the fee stays paid, nothing else
+                code, log, events = failed.code, failed.log, []
             placed, cancels = _counts(tx)
             r = TxResult(
                 h,
@@ -171,8 +203,8 @@ class Chain:
                 i,
                 raw,
                 acct.address,
-                errors.OK,
-                "",
+                code,
+                log,
                 gas_limit,
                 self.cfg.gas_needed(placed, cancels),
                 events,
@@ -187,6 +219,8 @@ class Chain:
         return Block(self.height, self.time_s, begin, end, txs)
 
     def _deliver(self, tx: DecodedTx, acct: Account) -> list[Event]:
+        if tx.messages and tx.messages[0][0] == TYPE_URL_SEND:  # bank only (see _validate_msgs)
+            return self._deliver_sends(tx, acct)
         out: list[Event] = [event("message", sender=acct.address, module="dex")]
         for url, m in tx.messages:
             market = self.markets[m.contractAddr]
@@ -202,6 +236,39 @@ class Chain:
                     out.extend(
                         market.place(acct, Side(side), price, lots, cid, post_only, self.by_number)
                     )
+        return out
+
+    # --- bank transfers -----------------------------------------------------------------
+    def _check_send_funds(self, acct: Account, spend: dict[str, int], fee: int) -> None:
+        """Raise code 5 unless the free balance (less ``fee`` in the fee denom and what open
+        orders need) covers ``spend``."""
+        for denom in sorted(spend):
+            reserved = sum(m.reserved(acct).get(denom, 0) for m in self.markets.values())
+            free = acct.balances.get(denom, 0) - reserved - (fee if denom == FEE_DENOM else 0)
+            if spend[denom] > free:
+                raise TxError(
+                    errors.INSUFFICIENT_FUNDS,
+                    f"failed to execute message; message index: 0: {max(free, 0)}{denom} is "
+                    f"smaller than {spend[denom]}{denom}: insufficient funds",
+                    "sdk",
+                )
+
+    def _deliver_sends(self, tx: DecodedTx, acct: Account) -> list[Event]:
+        """All transfers of the transaction or none (checked again: balances may have moved
+        since CheckTx)."""
+        self._check_send_funds(acct, _sends(tx), 0)
+        out: list[Event] = [event("message", sender=acct.address, module="bank")]
+        for _, m in tx.messages:
+            to = self.accounts.get(m.to_address) or self._create(m.to_address, {})
+            for c in m.amount:
+                acct.balances[c.denom] = acct.balances.get(c.denom, 0) - int(c.amount)
+                to.balances[c.denom] = to.balances.get(c.denom, 0) + int(c.amount)
+            amount = ",".join(f"{c.amount}{c.denom}" for c in m.amount)
+            out.append(event("coin_spent", spender=acct.address, amount=amount))
+            out.append(event("coin_received", receiver=m.to_address, amount=amount))
+            out.append(
+                event("transfer", recipient=m.to_address, sender=acct.address, amount=amount)
+            )
         return out
 
     # --- queries ------------------------------------------------------------------------
@@ -278,6 +345,33 @@ def _counts(tx: DecodedTx) -> tuple[int, int]:
     for url, m in tx.messages:
         if url == protos.TYPE_URL_PLACE:
             places += len(m.orders)
-        else:
+        elif url == protos.TYPE_URL_CANCEL:
             cancels += len(m.cancellations)
     return places, cancels
+
+
+def _sends(tx: DecodedTx) -> dict[str, int]:
+    """Micro-units per denom the transaction's bank transfers move out of the signer."""
+    out: dict[str, int] = {}
+    for url, m in tx.messages:
+        if url == TYPE_URL_SEND:
+            for c in m.amount:
+                out[c.denom] = out.get(c.denom, 0) + int(c.amount)
+    return out
+
+
+def _validate_send(m: Any) -> None:
+    """A well-formed ``MsgSend``: a valid recipient, at least one coin, denoms valid, sorted
+    and distinct, amounts positive integers (the sender is checked by the ante handler)."""
+    if not valid_address(m.to_address):
+        raise TxError(errors.INVALID_ADDRESS, f"invalid recipient address {m.to_address!r}")
+    if not m.amount:
+        raise TxError(INVALID_COINS, "a transfer needs at least one coin: invalid coins")
+    denoms = [c.denom for c in m.amount]
+    for c in m.amount:
+        if not _DENOM.match(c.denom):
+            raise TxError(INVALID_COINS, f"invalid denom {c.denom!r}: invalid coins")
+        if not c.amount.isascii() or not c.amount.isdigit() or int(c.amount) <= 0:
+            raise TxError(INVALID_COINS, f"{c.amount}{c.denom}: amount must be positive")
+    if denoms != sorted(set(denoms)):
+        raise TxError(INVALID_COINS, f"coins must be sorted and distinct, got {denoms}")

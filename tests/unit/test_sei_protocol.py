@@ -412,11 +412,11 @@ def test_decode_tx_rejects_garbage_and_foreign_messages(wallet: Wallet) -> None:
         decode_tx(b"\x0a\xff")
     with pytest.raises(ValueError, match="cannot decode"):
         decode_tx(b"garbage bytes")
-    from cosmpy.protos.cosmos.bank.v1beta1.tx_pb2 import MsgSend
+    from cosmpy.protos.cosmos.staking.v1beta1.tx_pb2 import MsgDelegate
 
     raw = build_tx(
         wallet,
-        [MsgSend(from_address=wallet.address, to_address=wallet.address)],
+        [MsgDelegate(delegator_address=wallet.address, validator_address=wallet.address)],
         chain_id="c",
         account_number=1,
         sequence=0,

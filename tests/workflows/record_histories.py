@@ -163,6 +163,32 @@ async def backup_restore(env: WorkflowEnvironment) -> None:
         await _save(r, "restore")  # type: ignore[arg-type]
 
 
+async def rotate_key(env: WorkflowEnvironment) -> None:
+    from temporalio.client import WorkflowFailureError
+
+    from tests.workflows.test_rotate_key import World as KeyWorld
+    from tests.workflows.test_rotate_key import control_worker as key_control_worker
+    from tests.workflows.test_rotate_key import host_worker as key_host_worker
+    from tests.workflows.test_rotate_key import rotation_input
+    from workflows.rotate_key import RotateSigningKey, rotation_id
+
+    for name, refuse in (("rotate_signing_key", False), ("rotate_signing_key_rolled_back", True)):
+        w = KeyWorld()
+        w.refuse_switch = refuse
+        async with key_control_worker(env, w), key_host_worker(env, w):
+            h = await env.client.start_workflow(
+                RotateSigningKey.run,
+                rotation_input(),
+                id=rotation_id("SEI/USDC"),
+                task_queue=CONTROL_QUEUE,
+            )
+            try:
+                await h.result()
+            except WorkflowFailureError:
+                assert refuse  # the rolled-back rotation fails by design
+            await _save(h, name)  # type: ignore[arg-type]
+
+
 async def main() -> None:
     OUT.mkdir(exist_ok=True)
     env = await _dev()
@@ -173,6 +199,7 @@ async def main() -> None:
         await deploy_model(env)
         await runbook(env)
         await backup_restore(env)
+        await rotate_key(env)
     finally:
         await env.shutdown()
 

@@ -14,6 +14,7 @@ from workflows.deploy_model import DeployModel
 from workflows.estop import EmergencyStop
 from workflows.lifecycle import TradingLifecycle
 from workflows.risk_reset import DailyRiskReset
+from workflows.rotate_key import RotateSigningKey
 from workflows.runbooks import Runbook
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -29,6 +30,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "runbook_flatten",
         "backup",
         "restore",
+        "rotate_signing_key",
     } <= names
 
 
@@ -44,6 +46,7 @@ async def test_history_replays(path: Path) -> None:
             Runbook,
             Backup,
             Restore,
+            RotateSigningKey,
         ]
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

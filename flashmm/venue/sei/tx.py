@@ -4,6 +4,9 @@ One transaction per quote cycle: a ``MsgCancelOrders`` (if any) then a ``MsgPlac
 (if any). Each order's client id travels in ``Order.data`` as compact JSON
 (``{"cid": ..., "po": 1}``; ``po`` = post-only), so a venue can refuse to place the same
 client id twice.
+
+Bank transfers (``cosmos.bank.v1beta1.MsgSend``, built with ``send_msg``) move funds between
+our own keys, e.g. funding a new hot key from the warm key when keys are rotated.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from cosmpy.protos.cosmos.bank.v1beta1.tx_pb2 import MsgSend
 from cosmpy.protos.cosmos.base.v1beta1.coin_pb2 import Coin
 from cosmpy.protos.cosmos.crypto.secp256k1.keys_pb2 import PubKey
 from cosmpy.protos.cosmos.tx.signing.v1beta1.signing_pb2 import SignMode
@@ -35,6 +39,7 @@ from flashmm.venue.sei import protos
 from flashmm.venue.sei.wallet import Wallet
 
 FEE_DENOM = "usei"
+TYPE_URL_SEND = "/cosmos.bank.v1beta1.MsgSend"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,20 @@ def cancel_msg(creator: str, m: MarketRef, cancels: list[ChainCancel]) -> Any:
     return msg
 
 
+def send_msg(from_address: str, to_address: str, coins: dict[str, int]) -> Any:
+    """A bank transfer of ``coins`` (denom -> positive micro-units), sorted by denom as the
+    Cosmos SDK requires; raises ValueError on an empty transfer or a non-positive amount."""
+    if not coins:
+        raise ValueError("a transfer needs at least one coin")
+    msg = MsgSend(from_address=from_address, to_address=to_address)
+    for denom in sorted(coins):
+        amount = coins[denom]
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise ValueError(f"transfer amount of {denom} must be a positive integer")
+        msg.amount.add(denom=denom, amount=str(amount))
+    return msg
+
+
 def _any(msg: Any) -> ProtoAny:
     a = ProtoAny()
     a.Pack(msg, type_url_prefix="/")
@@ -176,11 +195,13 @@ class DecodedTx:
 _MSG_TYPES = {
     protos.TYPE_URL_PLACE: protos.MsgPlaceOrders,
     protos.TYPE_URL_CANCEL: protos.MsgCancelOrders,
+    TYPE_URL_SEND: MsgSend,
 }
 
 
 def decode_tx(tx_bytes: bytes) -> DecodedTx:
-    """Parse TxRaw → body, auth info and the dex messages; raises ValueError if malformed."""
+    """Parse TxRaw → body, auth info and the dex/bank messages; raises ValueError if
+    malformed."""
     from google.protobuf.message import DecodeError
 
     try:
@@ -218,6 +239,7 @@ def dec(value: Decimal | int | str) -> str:
 
 
 __all__ = [
+    "TYPE_URL_SEND",
     "CancelOrder",
     "ChainCancel",
     "DecodedTx",
@@ -229,5 +251,6 @@ __all__ = [
     "order_fields",
     "parse_order_data",
     "place_msg",
+    "send_msg",
     "tx_hash",
 ]

@@ -1,0 +1,612 @@
+"""RotateSigningKey: replace the hot key a market's hot path signs with, without a moment in
+which orders of an unfunded, unknown or retired key can rest on the venue.
+
+Steps, each verified on the venue and safe to resume after a crash at any point:
+
+1. create the new hot key in the keystore — found again by its label (the run id), so a
+   retried activity never makes a second one;
+2. fund it from the warm key with a bank transfer topping it up to the requested balances
+   (a retry or a second run finds it funded and sends nothing);
+3. switch the hot path to it (``switch_key`` on the market's host queue, with command ids
+   unique to this run: a retried command is applied once). A trading hot path is stopped
+   for the switch and started again right after — only if it is still stopped for this
+   rotation, so an operator's stop or halt meanwhile stands. The switch is the commit point:
+   if it is refused, quoting resumes on the old key, the new key's funds go back to the warm
+   key and it is retired (compensation), and the workflow fails with
+   ``KeyRotationRolledBack``;
+4. drain the old key: let its last transactions land, cancel what it left on the venue until
+   none remain, and check again;
+5. sweep the old key's funds back to the warm key, less the fee;
+6. retire the old key; audit and notify.
+
+Every transfer is prepared (balances read, transaction signed) by one activity and broadcast
+by another: the signed bytes are recorded in the history, so a retried broadcast sends the
+same bytes, which can land at most once. Only when the chain proves those bytes can never
+land (their sequence went to another transaction) is the transfer prepared again, from the
+balances as they are then. Types are defined here as the workflow's contract (shared with
+the activities and the API).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.types import AuditEntry, HotpathCommand, Notice, VenueRequest, host_queue
+
+FEE_DENOM = "usei"
+
+
+def rotation_id(market: str) -> str:
+    """The workflow id: one rotation per market at a time (a second start is refused while
+    one runs); each run's own identity is its run id."""
+    return f"rotate-key/{market}"
+
+
+# --- contract ---------------------------------------------------------------------------------
+@dataclass
+class RotateKeyInput:
+    market: str
+    warm_key_ref: str  # operational key that funds the new key and gets the sweep back
+    fee_usei: int  # usei for the new key's fees (added to ``assets`` in usei)
+    assets: dict[str, int] = field(default_factory=dict)  # quote/base denom -> micro-units
+    reason: str = ""
+    actor: str = "operator"
+    old_key_ref: str = ""  # optional guard: the key the hot path must be signing with now
+    drain_s: float = 2.0  # after the switch, for the old key's last transactions to land
+    # stop quoting around switch_key when trading (the hot path's switch cancels while its
+    # loop may re-quote, and then refuses: "order(s) of the old key still open")
+    pause_quoting: bool = True
+
+
+@dataclass
+class KeyInfo:
+    ref: str
+    address: str
+    tier: str
+    status: str
+
+
+@dataclass
+class CreateKeyRequest:
+    tier: str
+    label: str  # unique per rotation run: a retried create finds its key by it
+
+
+@dataclass
+class TransferRequest:
+    market: str
+    from_ref: str
+    to_address: str
+    mode: str  # "top_up": bring to_address up to ``coins``; "sweep": all, less the fee
+    coins: dict[str, int] = field(default_factory=dict)
+    memo: str = ""
+
+
+@dataclass
+class PreparedTransfer:
+    """A signed transfer, or nothing to move (``amounts`` empty, ``note`` says why)."""
+
+    from_address: str
+    to_address: str
+    amounts: dict[str, int]
+    fee: int = 0
+    sequence: int = 0
+    tx_hash: str = ""
+    tx_b64: str = ""
+    note: str = ""
+
+
+@dataclass
+class TransferOutcome:
+    tx_hash: str
+    height: int
+    amounts: dict[str, int]
+    fee: int
+    how: str  # landed | found landed (a retry) | nothing to move: ...
+
+
+@dataclass
+class RotateKeyResult:
+    market: str
+    outcome: str = "in progress"  # rotated | rolled back | rollback incomplete | incomplete
+    detail: str = ""
+    old_key_ref: str = ""
+    old_address: str = ""
+    new_key_ref: str = ""
+    new_address: str = ""
+    warm_key_ref: str = ""
+    warm_address: str = ""
+    funded: dict[str, int] = field(default_factory=dict)  # warm -> new
+    funding_fee: int = 0
+    funding_tx: str = ""
+    drained: int = 0  # orders of the old key the drain cancelled
+    swept: dict[str, int] = field(default_factory=dict)  # old -> warm (or new -> warm)
+    sweep_fee: int = 0
+    sweep_tx: str = ""
+    verification: dict[str, Any] = field(default_factory=dict)
+    audit_hash: str = ""
+    notified: bool = False
+
+
+def input_problems(inp: RotateKeyInput) -> list[str]:
+    out = []
+    if not inp.market:
+        out.append("market is required")
+    if not inp.warm_key_ref:
+        out.append("warm_key_ref is required")
+    if inp.fee_usei <= 0:
+        out.append("fee_usei must be positive")
+    if any(v < 0 for v in inp.assets.values()) or any(not d for d in inp.assets):
+        out.append("assets must map denoms to non-negative micro-units")
+    if inp.old_key_ref and inp.old_key_ref == inp.warm_key_ref:
+        out.append("the warm key cannot be the key rotated out")
+    if inp.drain_s < 0:
+        out.append("drain_s must not be negative")
+    return out
+
+
+def funding_target(inp: RotateKeyInput) -> dict[str, int]:
+    """The balances the new key is topped up to: the assets plus the fee allowance."""
+    target = {d: v for d, v in inp.assets.items() if v > 0}
+    target[FEE_DENOM] = target.get(FEE_DENOM, 0) + inp.fee_usei
+    return target
+
+
+# --- policies ---------------------------------------------------------------------------------
+KEYSTORE = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=["KeystoreError", "KeyError", "KeyRetired"],
+)
+READ = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=10,
+    non_retryable_error_types=["KeyError", "KeystoreError"],
+)
+# the same signed bytes every attempt: retrying a broadcast cannot move funds twice
+BROADCAST = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=10,
+    non_retryable_error_types=[
+        "TransferStale",
+        "TransferFailed",
+        "TransferRefused",
+        "InsufficientFunds",
+        "KeyError",
+    ],
+)
+PREPARE = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=10,
+    non_retryable_error_types=["InsufficientFunds", "KeyError", "KeystoreError"],
+)
+SWITCH = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=["CommandRefused", "UnknownMarket", "Misconfigured"],
+)
+HOT_STATUS = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=["UnknownMarket", "Misconfigured"],
+)
+UNTIL_VERIFIED = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    non_retryable_error_types=["KeyError"],
+)
+STEADY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+TRANSFER_ROUNDS = 3  # prepare again only when the chain proves the last bytes cannot land
+DRAIN_ROUNDS = 3
+
+
+def _kind(e: BaseException) -> str:
+    """The error type of an activity failure's cause, or of our own ApplicationError."""
+    c = e.cause if isinstance(e, ActivityError) and e.cause is not None else e
+    return c.type if isinstance(c, ApplicationError) and c.type else type(c).__name__
+
+
+def _why(e: BaseException) -> str:
+    c = e.cause if isinstance(e, ActivityError) and e.cause is not None else e
+    return f"{_kind(e)}: {c}"
+
+
+@workflow.defn(name="RotateSigningKey")
+class RotateSigningKey:
+    def __init__(self) -> None:
+        self.phase = "starting"
+        self.run_tag = ""
+        self.pause_reason = ""  # from the new key's ref (history), never from ids: replay-safe
+        self.r: RotateKeyResult | None = None
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        r = self.r
+        return {
+            "phase": self.phase,
+            "old_key_ref": r.old_key_ref if r else "",
+            "new_key_ref": r.new_key_ref if r else "",
+            "new_address": r.new_address if r else "",
+        }
+
+    @workflow.run
+    async def run(self, inp: RotateKeyInput) -> RotateKeyResult:
+        problems = input_problems(inp)
+        if problems:
+            raise ApplicationError("; ".join(problems), type="InvalidRequest", non_retryable=True)
+        info = workflow.info()
+        self.run_tag = f"{info.workflow_id}/{info.run_id}"
+        r = self.r = RotateKeyResult(inp.market, warm_key_ref=inp.warm_key_ref)
+
+        self.phase = "checking the warm key"
+        warm = await self._describe(inp.warm_key_ref)
+        if warm.status != "active" or warm.tier not in ("warm", "dev"):
+            raise ApplicationError(
+                f"{inp.warm_key_ref} is a {warm.status} {warm.tier} key, not an active warm key",
+                type="InvalidRequest",
+                non_retryable=True,
+            )
+        r.warm_address = warm.address
+
+        self.phase = "creating the new key"
+        new = await workflow.execute_activity(
+            "keys_create",
+            CreateKeyRequest("hot", f"rotation {inp.market} {info.run_id}"),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=KEYSTORE,
+            result_type=KeyInfo,
+        )
+        r.new_key_ref, r.new_address = new.ref, new.address
+        self.pause_reason = f"key rotation to {new.ref}"
+
+        # --- before the commit point: any failure gives the new key's funds back -----------
+        try:
+            await self._fund(inp, r, new)
+            old, trading = await self._current_key(inp, r, new)
+        except (ActivityError, ApplicationError) as e:
+            await self._roll_back(inp, r, new, _why(e))
+        paused = await self._switch(inp, r, new, trading)
+
+        # --- after the commit point: the hot path signs with the new key; finish the rest --
+        try:
+            if paused:
+                self.phase = "resuming quoting"
+                r.verification["quoting_resumed"] = await self._resume_quoting(inp)
+            await self._drain_and_sweep(inp, r, old, warm)
+            self.phase = "retiring the old key"
+            retired = await self._keys("keys_retire", old.ref)
+            r.verification["old_key_status"] = retired.status
+        except (ActivityError, ApplicationError) as e:
+            r.outcome, r.detail = "incomplete", _why(e)
+            await self._record(inp, r, "critical")
+            raise
+        r.outcome = "rotated"
+        await self._record(inp, r, "info")
+        self.phase = "done"
+        return r
+
+    # --- steps ------------------------------------------------------------------------------
+    async def _fund(self, inp: RotateKeyInput, r: RotateKeyResult, new: KeyInfo) -> None:
+        self.phase = "funding the new key"
+        target = funding_target(inp)
+        done = await self._transfer(
+            TransferRequest(
+                inp.market, inp.warm_key_ref, new.address, "top_up", target, self._memo("fund")
+            )
+        )
+        r.funded, r.funding_fee, r.funding_tx = done.amounts, done.fee, done.tx_hash
+        have = await self._balances(new.address)
+        short = {d: v for d, v in target.items() if have.get(d, 0) < v}
+        r.verification["new_balances_funded"] = have
+        if short:
+            raise ApplicationError(
+                f"the new key holds less than requested after funding: {short}",
+                type="FundingNotVerified",
+                non_retryable=True,
+            )
+
+    async def _current_key(
+        self, inp: RotateKeyInput, r: RotateKeyResult, new: KeyInfo
+    ) -> tuple[KeyInfo, bool]:
+        """The key the hot path signs with now (the one to rotate out), and whether it
+        trades."""
+        self.phase = "asking the hot path"
+        status = await self._hot_status(inp)
+        current = str(status.get("key_ref") or "")
+        if not current.startswith("keystore:"):
+            raise ApplicationError(
+                f"the hot path of {inp.market} signs with its configured key, not a keystore "
+                "key: switch it to a keystore key first",
+                type="InvalidRequest",
+                non_retryable=True,
+            )
+        if inp.old_key_ref and current != inp.old_key_ref:
+            raise ApplicationError(
+                f"the hot path signs with {current}, not {inp.old_key_ref}",
+                type="InvalidRequest",
+                non_retryable=True,
+            )
+        if current in (inp.warm_key_ref, new.ref):
+            raise ApplicationError(
+                f"the hot path already signs with {current}",
+                type="InvalidRequest",
+                non_retryable=True,
+            )
+        old = await self._describe(current)
+        r.old_key_ref, r.old_address = old.ref, old.address
+        return old, status.get("desired") == "trading"
+
+    async def _switch(
+        self, inp: RotateKeyInput, r: RotateKeyResult, new: KeyInfo, trading: bool
+    ) -> bool:
+        """``switch_key``, with quoting paused around it when the hot path trades and
+        ``pause_quoting`` is set; answers whether it paused. Refused (or failed, and the hot
+        path still on the old key): resume quoting, roll back. Failed and the hot path
+        unreachable: the outcome is unknown, so nothing is undone."""
+        paused = trading and inp.pause_quoting
+        try:
+            if paused:
+                self.phase = "pausing quoting"
+                await self._hot(inp, "stop", {"reason": self.pause_reason, "timeout_s": 10.0})
+            self.phase = "switching"
+            answer = await self._hot(
+                inp, "switch_key", {"key_ref": new.ref, "reason": inp.reason or "key rotation"}
+            )
+            state = answer.get("state") or {}
+            address = (answer.get("detail") or {}).get("address", new.address)
+        except ActivityError as e:
+            why = f"switch failed: {_why(e)}"
+            try:
+                state = await self._hot_status(inp)
+            except ActivityError:
+                r.outcome, r.detail = "incomplete", f"{why}; hot path unreachable: outcome unknown"
+                await self._record(inp, r, "critical")
+                raise ApplicationError(
+                    r.detail, type="SwitchOutcomeUnknown", non_retryable=True
+                ) from e
+            if state.get("key_ref") != new.ref:
+                if paused:
+                    try:
+                        r.verification["quoting_resumed"] = await self._resume_quoting(inp)
+                    except ActivityError as resume_error:
+                        r.verification["quoting_resumed"] = False
+                        why = f"{why}; quoting not resumed: {_why(resume_error)}"
+                await self._roll_back(inp, r, new, why)
+            address = new.address  # the command was applied after all
+        r.verification["hotpath_key_ref"] = state.get("key_ref")
+        r.verification["hotpath_address"] = address
+        if state.get("key_ref") != new.ref or address != new.address:
+            r.outcome = "incomplete"
+            r.detail = f"hot path reports {state.get('key_ref')} at {address} after the switch"
+            await self._record(inp, r, "critical")
+            raise ApplicationError(r.detail, type="SwitchNotVerified", non_retryable=True)
+        return paused
+
+    async def _resume_quoting(self, inp: RotateKeyInput) -> bool:
+        """Start the hot path again if it is still stopped for this rotation (an operator's
+        stop or halt in the meantime stands); answers whether it was started."""
+        status = await self._hot_status(inp)
+        if status.get("desired") != "stopped" or status.get("reason") != self.pause_reason:
+            workflow.logger.warning("hot path not resumed: it is %s", status.get("desired"))
+            return False
+        await self._hot(inp, "start", {"reason": self.pause_reason})
+        return True
+
+    async def _drain_and_sweep(
+        self, inp: RotateKeyInput, r: RotateKeyResult, old: KeyInfo, warm: KeyInfo
+    ) -> None:
+        """Cancel what the old key left (its in-flight transactions land first), verify none
+        remain, then sweep; a sweep refused for funds that orders still hold drains again."""
+        for attempt in range(DRAIN_ROUNDS):
+            self.phase = "draining the old key"
+            if inp.drain_s > 0:
+                await workflow.sleep(timedelta(seconds=inp.drain_s))
+            venue = await workflow.execute_activity(
+                "venue_cancel_all",
+                VenueRequest(inp.market, old.ref),
+                start_to_close_timeout=timedelta(seconds=60),
+                schedule_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=UNTIL_VERIFIED,
+                result_type=dict,
+            )
+            r.drained += int(venue["cancelled"])
+            left = await workflow.execute_activity(
+                "venue_open_orders",
+                VenueRequest(inp.market, old.ref),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=READ,
+                result_type=int,
+            )
+            r.verification["old_open_orders"] = left
+            if left:
+                continue  # landed after the cancel: drain again
+            self.phase = "sweeping the old key"
+            try:
+                done = await self._transfer(
+                    TransferRequest(
+                        inp.market, old.ref, warm.address, "sweep", memo=self._memo("sweep")
+                    )
+                )
+            except ActivityError as e:
+                if _kind(e) != "InsufficientFunds" or attempt == DRAIN_ROUNDS - 1:
+                    raise
+                continue
+            r.swept, r.sweep_fee, r.sweep_tx = done.amounts, done.fee, done.tx_hash
+            r.verification["old_balances_left"] = await self._balances(old.address)
+            return
+        raise ApplicationError(
+            f"the old key still has {r.verification.get('old_open_orders')} open order(s)",
+            type="DrainNotVerified",
+            non_retryable=True,
+        )
+
+    async def _roll_back(
+        self, inp: RotateKeyInput, r: RotateKeyResult, new: KeyInfo, why: str
+    ) -> NoReturn:
+        """Compensation: the new key's funds back to the warm key, the new key retired. Always
+        raises: the rotation did not happen."""
+        self.phase = "rolling back"
+        r.detail = why
+        try:
+            back = await self._transfer(
+                TransferRequest(
+                    inp.market, new.ref, r.warm_address, "sweep", memo=self._memo("rollback")
+                )
+            )
+            r.swept, r.sweep_fee, r.sweep_tx = back.amounts, back.fee, back.tx_hash
+            r.verification["new_balances_left"] = await self._balances(new.address)
+            retired = await self._keys("keys_retire", new.ref)
+            r.verification["new_key_status"] = retired.status
+            r.outcome = "rolled back"
+        except (ActivityError, ApplicationError) as e:
+            r.outcome = "rollback incomplete"
+            r.detail = f"{why}; rollback: {_why(e)}"
+        calm = r.outcome == "rolled back" and r.verification.get("quoting_resumed") is not False
+        await self._record(inp, r, "warning" if calm else "critical")
+        self.phase = r.outcome
+        raise ApplicationError(
+            f"key rotation {r.outcome}: {r.detail}",
+            r,
+            type="KeyRotationRolledBack",
+            non_retryable=True,
+        )
+
+    # --- building blocks --------------------------------------------------------------------
+    async def _transfer(self, req: TransferRequest) -> TransferOutcome:
+        """Prepare (sign) once, broadcast those bytes until they landed; prepare again only if
+        the chain shows they never can (their sequence went to another transaction)."""
+        stale = 0
+        while True:
+            prepared = await workflow.execute_activity(
+                "bank_prepare_transfer",
+                req,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PREPARE,
+                result_type=PreparedTransfer,
+            )
+            if not prepared.amounts:
+                return TransferOutcome("", 0, {}, 0, f"nothing to move: {prepared.note}")
+            try:
+                done: TransferOutcome = await workflow.execute_activity(
+                    "bank_broadcast_transfer",
+                    prepared,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    heartbeat_timeout=timedelta(seconds=10),
+                    retry_policy=BROADCAST,
+                    result_type=TransferOutcome,
+                )
+                return done
+            except ActivityError as e:
+                stale += 1
+                if _kind(e) != "TransferStale" or stale >= TRANSFER_ROUNDS:
+                    raise
+
+    async def _hot(self, inp: RotateKeyInput, command: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A hot-path command, applied once per rotation run (the id is the run's)."""
+        answer: dict[str, Any] = await workflow.execute_activity(
+            "hotpath_command",
+            HotpathCommand(inp.market, f"{self.run_tag}/{command}", command, args),
+            task_queue=host_queue(inp.market),
+            start_to_close_timeout=timedelta(seconds=60),
+            schedule_to_close_timeout=timedelta(minutes=5),
+            retry_policy=SWITCH,
+            result_type=dict,
+        )
+        return answer
+
+    async def _hot_status(self, inp: RotateKeyInput) -> dict[str, Any]:
+        status: dict[str, Any] = await workflow.execute_activity(
+            "hotpath_status",
+            inp.market,
+            task_queue=host_queue(inp.market),
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=HOT_STATUS,
+            result_type=dict,
+        )
+        return status
+
+    async def _describe(self, ref: str) -> KeyInfo:
+        return await self._keys("keys_describe", ref)
+
+    async def _keys(self, name: str, ref: str) -> KeyInfo:
+        info: KeyInfo = await workflow.execute_activity(
+            name,
+            ref,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=KEYSTORE,
+            result_type=KeyInfo,
+        )
+        return info
+
+    async def _balances(self, address: str) -> dict[str, int]:
+        bal: dict[str, int] = await workflow.execute_activity(
+            "bank_balances",
+            address,
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=READ,
+            result_type=dict,
+        )
+        return bal
+
+    def _memo(self, step: str) -> str:
+        return f"flashmm {self.run_tag}/{step}"
+
+    async def _record(self, inp: RotateKeyInput, r: RotateKeyResult, severity: str) -> None:
+        """Audit (once per run) and notify; neither may hide the outcome if it fails."""
+        params = {
+            "reason": inp.reason,
+            "old_key_ref": r.old_key_ref,
+            "old_address": r.old_address,
+            "new_key_ref": r.new_key_ref,
+            "new_address": r.new_address,
+            "warm_key_ref": r.warm_key_ref,
+            "funded": r.funded,
+            "swept": r.swept,
+            "drained": r.drained,
+            "detail": r.detail,
+        }
+        try:
+            r.audit_hash = await workflow.execute_activity(
+                "audit",
+                AuditEntry(
+                    inp.actor, "rotate_signing_key", inp.market, params, r.outcome, self.run_tag
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=10),
+                retry_policy=STEADY,
+                result_type=str,
+            )
+        except ActivityError as e:
+            workflow.logger.error("audit of %s failed: %s", self.run_tag, e)
+        text = (
+            f"{r.outcome}: {r.old_key_ref or '?'} ({r.old_address or '?'}) -> {r.new_key_ref} "
+            f"({r.new_address}); funded {r.funded}, swept {r.swept}, drained {r.drained}. "
+            f"{inp.reason} (by {inp.actor}). {r.detail}"
+        ).strip()
+        try:
+            r.notified = await workflow.execute_activity(
+                "notify",
+                Notice(f"Signing key rotation {inp.market}", text, severity, self.run_tag),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                result_type=bool,
+            )
+        except ActivityError as e:
+            workflow.logger.error("notification of %s failed: %s", self.run_tag, e)
