@@ -13,4 +13,12 @@ class ControlSettings(BaseModel):
     # market -> base URL of its hot path's control API on this host (per-host worker)
     hotpaths: dict[str, str] = Field(default_factory=dict)
     risk_reset_cron: str = "0 0 * * *"  # UTC midnight
+    # key rotation per market: created paused until a warm (funding) key is configured
+    key_rotation_cron: str = "0 3 * * 1"  # Mondays 03:00 UTC
+    warm_key_ref: str = ""  # keystore:<id> of the operational key
+    rotation_fee_usei: int = Field(5_000_000, ge=0)
+    rotation_assets: dict[str, int] = Field(default_factory=dict)  # denom -> micro-units
+    # retraining per market through DeployModel: created paused (turn on deliberately)
+    retrain_cron: str = "0 4 * * 0"  # Sundays 04:00 UTC
+    retrain_paused: bool = True
     ui_port: int = Field(8233, ge=1, le=65535)
