@@ -91,6 +91,83 @@ class VenueActivities:
         finally:
             await rest.close()
 
+    @activity.defn(name="venue_flatten")
+    async def flatten(self, req: VenueRequest) -> dict[str, Any]:
+        """Reduce a position toward flat with one crossing limit order priced so that the
+        worst fill stays within the loss budget against the mid; whatever does not fill at
+        once is cancelled (and verified gone). Never flips the position."""
+        import base64
+
+        from flashmm.venue.base import PlaceOrder
+        from flashmm.venue.sei.tx import place_msg
+
+        wallet = self._wallet(req)
+        mref = self._market(req.market)
+        inst = mref.instrument
+        rest = RestClient(tuple(self.s.venue.rest_urls))
+        try:
+            status, book = await rest.get(f"/flashmm/localnet/v1/book/{mref.contract}")
+            if status != 200 or not book["bids"] or not book["asks"]:
+                raise ApplicationError("no two-sided book to flatten against")
+            bid = inst.price_to_ticks(book["bids"][0][0])
+            ask = inst.price_to_ticks(book["asks"][0][0])
+            mid = (bid + ask) / 2
+            lots = abs(req.position_lots)
+            side = Side.SELL if req.position_lots > 0 else Side.BUY
+            # worst price allowed: the loss against the mid is at most the budget
+            slack = req.loss_budget_usdc / (lots * inst.notional_per_tick_lot) if lots else 0
+            limit = int(mid - slack) if side is Side.SELL else int(mid + slack + 0.999)
+            if (side is Side.SELL and limit > bid) or (side is Side.BUY and limit < ask):
+                return {
+                    "filled": 0,
+                    "reason": "budget too small to cross the spread",
+                    "limit": limit,
+                }
+            import hashlib
+
+            # one client id per stop: a retried attempt is refused as a duplicate by the
+            # venue, so the position is never worked off twice
+            wid = f"{activity.info().workflow_id}/{req.market}"
+            cid = "flatten-" + hashlib.sha256(wid.encode()).hexdigest()[:16]
+            status, acct = await rest.get(f"/cosmos/auth/v1beta1/accounts/{wallet.address}")
+            a = acct["account"]
+            gas = GasEstimator(
+                GasConfig(gas_price=self.s.venue.gas_price, max_fee_usei=self.s.venue.max_fee_usei)
+            )
+            limit_gas = gas.gas_limit(1, 0)
+            tx = build_tx(
+                wallet,
+                [
+                    place_msg(
+                        wallet.address,
+                        mref,
+                        [PlaceOrder(cid, side, max(1, limit), lots, post_only=False)],
+                    )
+                ],
+                chain_id=self.s.venue.chain_id,
+                account_number=int(a["account_number"]),
+                sequence=int(a["sequence"]),
+                gas_limit=limit_gas,
+                fee_amount=gas.fee(limit_gas, Urgency.EMERGENCY),
+            )
+            _, res = await rest.post(
+                "/cosmos/tx/v1beta1/txs",
+                {"tx_bytes": base64.b64encode(tx).decode(), "mode": "BROADCAST_MODE_SYNC"},
+            )
+            if int(res["tx_response"]["code"]) != 0:
+                raise ApplicationError(f"flatten order refused: {res['tx_response']['raw_log']}")
+            await asyncio.sleep(self.block_wait_s * 2)
+        finally:
+            await rest.close()
+        left = await self.cancel_all(req)  # the unfilled rest, verified gone
+        return {
+            "side": side.name.lower(),
+            "lots": lots,
+            "limit_ticks": limit,
+            "mid_ticks": mid,
+            "rest_cancelled": left["cancelled"],
+        }
+
     @activity.defn(name="venue_open_orders")
     async def open_orders(self, req: VenueRequest) -> int:
         wallet = self._wallet(req)

@@ -50,6 +50,7 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
         workflows=list(WORKFLOWS),
         activities=[
             venue.cancel_all,
+            venue.flatten,
             venue.open_orders,
             venue.balances,
             records.persist_halt,

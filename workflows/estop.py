@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -120,6 +121,26 @@ class EmergencyStop:
             retry_policy=STEADY,
             result_type=dict,
         )
+        flattened: dict[str, Any] = {}
+        if inp.flatten and halted:
+            status = await workflow.execute_activity(
+                "hotpath_status",
+                market,
+                task_queue=host_queue(market),
+                start_to_close_timeout=timedelta(seconds=5),
+                retry_policy=FAST,
+                result_type=dict,
+            )
+            lots = int(status.get("position_lots", 0))
+            if lots:
+                flattened = await workflow.execute_activity(
+                    "venue_flatten",
+                    VenueRequest(market, "", inp.loss_budget_usdc, lots),
+                    start_to_close_timeout=timedelta(seconds=60),
+                    heartbeat_timeout=timedelta(seconds=10),
+                    retry_policy=FAST,
+                    result_type=dict,
+                )
         await workflow.execute_activity(
             "persist_halt",
             args=[market, f"emergency stop: {inp.reason}"],
@@ -127,5 +148,11 @@ class EmergencyStop:
             retry_policy=STEADY,
         )
         return MarketStopResult(
-            market, halted, detail, int(venue["cancelled"]), int(venue["open"]), position
+            market,
+            halted,
+            detail,
+            int(venue["cancelled"]),
+            int(venue["open"]),
+            position,
+            flattened,
         )

@@ -117,6 +117,7 @@ class VenueRequest:
     market: str
     key_ref: str = ""  # which key's orders; empty: the market's configured trading key
     loss_budget_usdc: float = 0.0
+    position_lots: int = 0  # for flattening: the position to work off (signed)
 
 
 @dataclass

@@ -215,3 +215,45 @@ async def test_worker_killed_mid_stop_finishes_once(tmp_path: Path, pg_dsn: str)
         assert await p.open_orders() == 0
         assert await _audit_rows(p.pg, h.id) == 1  # recorded once despite the crash
         assert await _halted_in_db(p.pg)
+
+
+async def test_emergency_stop_flattens_within_the_loss_budget(
+    tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with platform(tmp_path, pg_dsn) as p:
+        monkeypatch.setenv("FLASHMM_CONTROL_TOKEN", p.token)
+
+        async def has_position() -> bool:
+            return abs(int((await p.status())["position_lots"])) >= 50
+
+        await _until(has_position, 60)
+        workers = [
+            control_worker(p.temporal.client, p.settings),
+            *host_workers(p.temporal.client, p.settings),
+        ]
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        try:
+            h = await start_emergency_stop(
+                p.temporal.client,
+                EmergencyStopInput(
+                    [MARKET], "flatten test", "tester", flatten=True, loss_budget_usdc=50.0
+                ),
+            )
+            res = await asyncio.wait_for(h.result(), 90)
+        finally:
+            for w in workers:
+                await w.shutdown()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        r = res.markets[0]
+        assert r.verified_open == 0 and await p.open_orders() == 0
+        before = int(r.flattened["lots"])
+        assert before >= 50
+        await asyncio.sleep(1.0)  # the fills reach the (halted) hot path
+        after = abs(int((await p.status())["position_lots"]))
+        assert after < before  # worked off, never flipped past flat
+        assert (
+            after == 0
+            or int((await p.status())["position_lots"])
+            * (1 if r.flattened["side"] == "sell" else -1)
+            > 0
+        )
