@@ -41,6 +41,7 @@ _ALLOWED = {
     "stop": {TRADING, STOPPED},
     "halt": {STOPPED, TRADING, HALTED},
     "resume": {HALTED},
+    "rollback_model": {STOPPED, TRADING, HALTED},
 }
 
 
@@ -156,6 +157,15 @@ class TradingLifecycle:
             for k, v in values.items():
                 if isinstance(v, int | float) and not isinstance(v, bool) and v < 0:
                     raise ValueError(f"params.{section}.{k} must not be negative")
+
+    @workflow.update
+    async def rollback_model(self, req: ChangeRequest) -> LifecycleStatus:
+        """Put the previous model back (the hot path refuses when there is none)."""
+        return await self._apply("rollback_model", "rollback_model", req, self.state)
+
+    @rollback_model.validator
+    def _validate_rollback_model(self, req: ChangeRequest) -> None:
+        self._check("rollback_model")
 
     @workflow.signal
     def halted_by_emergency_stop(self, reason: str) -> None:

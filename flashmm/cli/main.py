@@ -142,12 +142,14 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
 
+    from flashmm.cli.api import add_api_arguments
     from flashmm.cli.control import add_arguments as add_control_arguments
     from flashmm.cli.control import add_codec_arguments, add_ops_arguments
     from flashmm.cli.ml import add_evaluate_arguments, add_train_arguments
 
     add_control_arguments(sub)
     add_ops_arguments(sub)
+    add_api_arguments(sub)
     add_codec_arguments(sub)
 
     tr = sub.add_parser(
@@ -266,6 +268,24 @@ def _cmd_deploy_model(args: argparse.Namespace) -> int:
     return run_deploy_model(load_settings(args.config), args)
 
 
+def _cmd_api(args: argparse.Namespace) -> int:
+    from flashmm.cli.api import run_api
+
+    return run_api(load_settings(args.config), args.host, args.port)
+
+
+def _cmd_api_user(args: argparse.Namespace) -> int:
+    from flashmm.cli.api import run_api_user
+
+    return run_api_user(load_settings(args.config), args)
+
+
+def _cmd_api_key(args: argparse.Namespace) -> int:
+    from flashmm.cli.api import run_api_key
+
+    return run_api_key(load_settings(args.config), args)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from flashmm.cli.ml import run_train
 
@@ -321,6 +341,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": _cmd_report,
     "research": _cmd_research,
     "config": _cmd_config,
+    "api": _cmd_api,
+    "api-user": _cmd_api_user,
+    "api-key": _cmd_api_key,
 }
 
 

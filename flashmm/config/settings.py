@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from flashmm.backup.config import BackupSettings
+from flashmm.config.api import ApiSettings
 from flashmm.config.control import ControlSettings
 from flashmm.config.llm import LLMSettings
 from flashmm.config.ml import MLSettings
@@ -212,6 +213,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     control: ControlSettings = Field(default_factory=ControlSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     def setup_logging(self) -> None:
         """Structured logs on stderr with per-component levels, and the signing key

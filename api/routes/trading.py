@@ -1,0 +1,261 @@
+"""Read-only trading state: markets, positions, open orders, fills, PnL, risk.
+
+Lists are newest first with keyset pagination (``limit``, ``cursor``) and filters. Hot state
+comes from Redis (what the hot path published last), records from PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from redis.exceptions import RedisError
+
+from api.auth.roles import Permission
+from api.auth.store import Principal
+from api.context import AppContext
+from api.deps import ctx, require
+from api.errors import COMMON, ApiError
+from api.models import Page
+from api.rows import decode_cursor, encode_cursor, jsonable, row
+
+router = APIRouter(prefix="/v1", responses=COMMON, tags=["trading"])
+READ = require(Permission.READ)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: COMMON[422] | {"description": "unknown market"}}
+OPEN_STATES = ["pending_new", "open", "partially_filled", "pending_cancel"]
+ORDER_STATES = "^(open|pending_new|partially_filled|pending_cancel|filled|cancelled|rejected)$"
+
+
+async def _hot(c: AppContext, symbols: list[str]) -> dict[str, dict[str, Any]]:
+    """Positions and top of book from Redis; empty when Redis is down (stale is worse)."""
+    out: dict[str, dict[str, Any]] = {s: {} for s in symbols}
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        pipe = c.redis.pipeline(transaction=False)
+        for s in symbols:
+            pipe.hgetall(f"positions:{s}")
+            pipe.hgetall(f"orderbook:{s}")
+        got = await asyncio.wait_for(pipe.execute(), 1.0)
+        for i, s in enumerate(symbols):
+            pos, book = got[2 * i], got[2 * i + 1]
+            out[s]["position"] = {k.decode(): v.decode() for k, v in pos.items()} or None
+            out[s]["book"] = _top(book)
+    return out
+
+
+def _top(book: dict[bytes, bytes]) -> dict[str, Any] | None:
+    if not book:
+        return None
+    bids = json.loads(book.get(b"bids_json", b"[]"))
+    asks = json.loads(book.get(b"asks_json", b"[]"))
+    return {
+        "timestamp": book.get(b"timestamp", b"").decode(),
+        "best_bid": bids[0] if bids else None,
+        "best_ask": asks[0] if asks else None,
+    }
+
+
+async def _markets(c: AppContext, symbols: list[str]) -> list[dict[str, Any]]:
+    risk_rows, hot = await asyncio.gather(
+        c.pool.fetch(
+            "SELECT market, state, halted, reason, updated_at FROM risk_state "
+            "WHERE market = ANY($1::text[])",
+            symbols,
+        ),
+        _hot(c, symbols),
+    )
+    risk = {r["market"]: row(r) for r in risk_rows}
+    out = []
+    for s in symbols:
+        m = c.settings.market(s)
+        out.append(
+            {
+                "symbol": s,
+                "id": s.replace("/", "-"),
+                "tick_size": str(m.tick_size),
+                "lot_size": str(m.lot_size),
+                "risk": risk.get(s),
+                **hot[s],
+            }
+        )
+    return out
+
+
+@router.get("/markets", name="markets.list")
+async def list_markets(
+    request: Request,
+    _: Principal = Depends(READ),  # noqa: B008
+) -> list[dict[str, Any]]:
+    c = ctx(request)
+    return await _markets(c, c.markets)
+
+
+@router.get("/markets/{market}", name="markets.get", responses=NOT_FOUND)
+async def get_market(
+    market: str,
+    request: Request,
+    _: Principal = Depends(READ),  # noqa: B008
+) -> dict[str, Any]:
+    """The market, with its lifecycle status from Temporal when reachable."""
+    c = ctx(request)
+    symbol = c.market(market)
+    out = (await _markets(c, [symbol]))[0]
+    try:
+        from workflows.types import LifecycleStatus, lifecycle_id
+
+        client = await c.temporal()
+        handle = client.get_workflow_handle(lifecycle_id(symbol))
+        status = await c.temporal_call(handle.query("status", result_type=LifecycleStatus))
+        out["lifecycle"] = jsonable(asdict(status))
+    except ApiError as e:
+        out["lifecycle"], out["lifecycle_error"] = None, e.message
+    except Exception as e:  # not started yet, or no worker to answer the query
+        out["lifecycle"], out["lifecycle_error"] = None, type(e).__name__
+    return out
+
+
+@router.get("/positions", name="positions.list")
+async def positions(
+    request: Request,
+    market: str | None = Query(None, max_length=32),
+    _: Principal = Depends(READ),  # noqa: B008
+) -> list[dict[str, Any]]:
+    c = ctx(request)
+    symbols = [c.market(market)] if market else c.markets
+    snaps, hot = await asyncio.gather(
+        c.pool.fetch(
+            "SELECT DISTINCT ON (market) market, ts, position, avg_price, realized, unrealized, "
+            "fees, net_pnl FROM position_snapshots WHERE market = ANY($1::text[]) "
+            "ORDER BY market, ts DESC",
+            symbols,
+        ),
+        _hot(c, symbols),
+    )
+    snap = {r["market"]: row(r) for r in snaps}
+    return [{"market": s, "snapshot": snap.get(s), "live": hot[s].get("position")} for s in symbols]
+
+
+@router.get("/orders", response_model=Page, name="orders.list")
+async def orders(
+    request: Request,
+    market: str | None = Query(None, max_length=32),
+    state: str = Query("open", pattern=ORDER_STATES + "|^all$"),
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = Query(None, max_length=512),
+    _: Principal = Depends(READ),  # noqa: B008
+) -> Page:
+    """Open orders by default (``state=all`` for every state)."""
+    c = ctx(request)
+    states = OPEN_STATES if state == "open" else None if state == "all" else [state]
+    where, args = _filters(c, market, cursor, "created_at", "client_id")
+    if states is not None:
+        args.append(states)
+        where.append(f"state = ANY(${len(args)}::text[])")
+    rows = await c.pool.fetch(
+        "SELECT client_id, market, side, price, quantity, state, venue_id, reason, created_at, "
+        f"updated_at FROM orders {_where(where)} ORDER BY created_at DESC, client_id DESC "
+        f"LIMIT {limit + 1}",
+        *args,
+    )
+    return _page(rows, limit, "created_at", "client_id")
+
+
+@router.get("/fills", response_model=Page, name="fills.list")
+async def fills(
+    request: Request,
+    market: str | None = Query(None, max_length=32),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = Query(None, max_length=512),
+    _: Principal = Depends(READ),  # noqa: B008
+) -> Page:
+    c = ctx(request)
+    where, args = _filters(c, market, cursor, "ts", "fill_id")
+    if since is not None:
+        args.append(since)
+        where.append(f"ts >= ${len(args)}")
+    if until is not None:
+        args.append(until)
+        where.append(f"ts < ${len(args)}")
+    rows = await c.pool.fetch(
+        "SELECT fill_id, client_id, market, side, price, quantity, fee, liquidity, ts "
+        f"FROM fills {_where(where)} ORDER BY ts DESC, fill_id DESC LIMIT {limit + 1}",
+        *args,
+    )
+    return _page(rows, limit, "ts", "fill_id")
+
+
+@router.get("/pnl", name="pnl.get")
+async def pnl(
+    request: Request,
+    market: str | None = Query(None, max_length=32),
+    start: date | None = Query(None, alias="from"),  # noqa: B008
+    end: date | None = Query(None, alias="to"),  # noqa: B008
+    _: Principal = Depends(READ),  # noqa: B008
+) -> dict[str, Any]:
+    """Daily PnL rows in [from, to] (inclusive) and their totals per market."""
+    c = ctx(request)
+    if start and end and start > end:
+        raise ApiError(422, "'from' must not be after 'to'")
+    symbols = [c.market(market)] if market else c.markets
+    rows = await c.pool.fetch(
+        "SELECT market, day, net_pnl, fills, volume FROM daily_pnl "
+        "WHERE market = ANY($1::text[]) AND ($2::date IS NULL OR day >= $2) "
+        "AND ($3::date IS NULL OR day <= $3) ORDER BY day DESC, market LIMIT 1000",
+        symbols,
+        start,
+        end,
+    )
+    totals: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        t = totals.setdefault(r["market"], {"net_pnl": 0, "fills": 0, "volume": 0})
+        t["net_pnl"] += r["net_pnl"]
+        t["fills"] += r["fills"]
+        t["volume"] += r["volume"]
+    return {"days": [row(r) for r in rows], "totals": jsonable(totals)}
+
+
+@router.get("/risk", name="risk.get")
+async def risk(
+    request: Request,
+    _: Principal = Depends(READ),  # noqa: B008
+) -> dict[str, Any]:
+    """Each market's risk state and the limits it trades under."""
+    c = ctx(request)
+    rows = await c.pool.fetch(
+        "SELECT market, state, halted, reason, updated_at FROM risk_state ORDER BY market"
+    )
+    limits = {k: jsonable(v) for k, v in asdict(c.settings.risk_limits()).items()}
+    return {"markets": [row(r) for r in rows], "limits": limits}
+
+
+def _filters(
+    c: AppContext, market: str | None, cursor: str | None, ts_col: str, key_col: str
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if market:
+        args.append(c.market(market))
+        where.append(f"market = ${len(args)}")
+    if cursor:
+        ts, key = decode_cursor(cursor)
+        args += [ts, key]
+        where.append(f"({ts_col}, {key_col}) < (${len(args) - 1}, ${len(args)})")
+    return where, args
+
+
+def _where(where: list[str]) -> str:
+    return ("WHERE " + " AND ".join(where)) if where else ""
+
+
+def _page(rows: list[Any], limit: int, ts_col: str, key_col: str) -> Page:
+    items = [row(r) for r in rows[:limit]]
+    nxt = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        nxt = encode_cursor(last[ts_col], str(last[key_col]))
+    return Page(items=items, next_cursor=nxt)
