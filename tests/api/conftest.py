@@ -90,7 +90,7 @@ async def make_harness(settings: Settings, users: bool = True) -> Harness:
 @pytest.fixture
 def jwt_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLASHMM_API_JWT_SECRET", JWT_SECRET)
-    monkeypatch.setenv("FLASHMM_CONTROL_TOKEN", "c" * 32)
+    monkeypatch.setenv("FLASHMM_CONTROL_TOKEN", "t" * 32)  # the test hot paths' token
 
 
 @pytest_asyncio.fixture
