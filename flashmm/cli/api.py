@@ -59,6 +59,8 @@ def run_api(settings: Settings, host: str | None, port: int | None) -> int:
         log_config=None,
         proxy_headers=False,
         server_header=False,
+        ws="websockets-sansio",
+        ws_max_size=64 * 1024,  # clients send only the auth message
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
