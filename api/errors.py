@@ -56,7 +56,7 @@ class ApiError(Exception):
 # responses every authenticated route can give, for the OpenAPI schema
 COMMON: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody, "description": _CODES[s].replace("_", " ")}
-    for s in (401, 403, 413, 422, 429, 500, 504)
+    for s in (401, 403, 404, 413, 422, 429, 500, 504)
 }
 
 
