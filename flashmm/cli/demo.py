@@ -137,6 +137,12 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
             children.append(await _spawn(m.symbol, args, {**hp_env, **control.hotpath_env(cport)}))
             print(f"  {m.symbol}: metrics http://127.0.0.1:{port}/metrics", flush=True)
         await control.start_worker(env, hotpaths)
+        pw_file = await control.start_api(env, hotpaths)
+        print(
+            f"  API: {control.api}  (user admin, password in {pw_file}; "
+            f"schema {control.api}/openapi.json)",
+            flush=True,
+        )
         await asyncio.gather(*(_wait_control(c) for c in children))
         control.hotpath_state = {c.name: c.control for c in children}
         started = await control.start_markets(settings)

@@ -1,5 +1,6 @@
 """The control plane for ``flashmm demo``: a Temporal dev server (with its UI), one worker
-process (control + this host's hot paths, schedules created), and every market started
+process (control + this host's hot paths, schedules created), the operator API (an admin
+user whose password is written to a 0600 file, never printed), and every market started
 through its TradingLifecycle workflow."""
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ async def _wait_port(port: int, timeout: float = 30.0) -> None:
 class ControlPlane:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.token = secrets.token_urlsafe(24)
+        self.token = os.environ.get("FLASHMM_CONTROL_TOKEN") or secrets.token_urlsafe(24)
+        self.api = ""
         self.address = ""
         self.ui = ""
         self.procs: list[asyncio.subprocess.Process] = []
@@ -104,6 +106,56 @@ class ControlPlane:
                 stderr=None,
             )
         )
+
+    async def start_api(self, env: dict[str, str], hotpaths: dict[str, str]) -> Path:
+        """``flashmm api`` on a free port; returns the admin password file."""
+        aenv = {
+            **env,
+            "FLASHMM_CONTROL__TEMPORAL_ADDRESS": self.address,
+            "FLASHMM_CONTROL__HOTPATHS": json.dumps(hotpaths),
+            "FLASHMM_CONTROL_TOKEN": self.token,
+            "FLASHMM_API__SPOOL_DIR": str(self.run_dir / "api"),
+        }
+        aenv.setdefault("FLASHMM_API_JWT_SECRET", secrets.token_urlsafe(48))
+        password = aenv.pop("FLASHMM_API_ADMIN_PASSWORD", "") or secrets.token_urlsafe(18)
+        pw_file = self.run_dir / "api-admin-password"
+        pw_file.touch(mode=0o600)
+        pw_file.write_text(password + "\n")
+        cli = [sys.executable, "-m", "flashmm.cli"]
+        for action in ("add", "passwd"):  # a demo database from an earlier run has the user
+            p = await asyncio.create_subprocess_exec(
+                *cli,
+                "api-user",
+                action,
+                "admin",
+                "--role",
+                "admin",
+                "--password-stdin",
+                env=aenv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await p.communicate(password.encode() + b"\n")
+            if p.returncode == 0:
+                break
+        else:
+            raise RuntimeError("could not create the demo's API admin user")
+        port = _free_port(8000)
+        self.procs.append(
+            await asyncio.create_subprocess_exec(
+                *cli,
+                "api",
+                "--port",
+                str(port),
+                env=aenv,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=None,
+            )
+        )
+        await _wait_port(port)
+        self.api = f"http://127.0.0.1:{port}"
+        return pw_file
 
     async def start_markets(self, settings: Settings) -> dict[str, str]:
         """Ensure each market's lifecycle workflow and start it trading."""
