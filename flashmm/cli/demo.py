@@ -136,8 +136,8 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
             args = ["hotpath", "--market", m.symbol, "--json", "--metrics-port", str(port)]
             children.append(await _spawn(m.symbol, args, {**hp_env, **control.hotpath_env(cport)}))
             print(f"  {m.symbol}: metrics http://127.0.0.1:{port}/metrics", flush=True)
-        await control.start_worker(env, hotpaths)
-        pw_file = await control.start_api(env, hotpaths)
+        await control.start_worker(hp_env, hotpaths)  # venue activities need the localnet
+        pw_file = await control.start_api(hp_env, hotpaths)
         print(
             f"  API: {control.api}  (user admin, password in {pw_file}; "
             f"schema {control.api}/openapi.json)",
