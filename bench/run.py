@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.api import bench_api
 from bench.e2e import bench_e2e
 from bench.estop import bench_estop
 from bench.ml import bench_inference
@@ -221,7 +222,7 @@ def main() -> None:
     out = Path(args.out)
     if out.exists():
         results.update(json.loads(out.read_text()))
-    benches: tuple[tuple[str, Callable[[], dict[str, float]]], ...] = (
+    benches: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
         ("quote cycle", lambda: bench_quote_cycle(2_000 if q else 20_000)),
         ("live cycle", lambda: bench_live_cycle(3 if q else 30)),
         ("book", lambda: bench_book(60 if q else 900)),
@@ -230,6 +231,7 @@ def main() -> None:
         ("e2e", lambda: bench_e2e(5 if q else 30)),
         ("ml", lambda: bench_inference(500 if q else 3000)),
         ("estop", lambda: bench_estop(3 if q else 20)),
+        ("api", lambda: bench_api(5 if q else 20)),
     )
     for name, fn in benches:
         t0 = time.perf_counter()
