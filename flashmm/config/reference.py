@@ -46,7 +46,7 @@ DIRECT: dict[str, tuple[str, str]] = {
     ),
     "FLASHMM_API_PASSWORD": (
         "operator",
-        "password for `flashmm api-user add|passwd` (else stdin or a prompt)",
+        "password for `flashmm api-user add` or `passwd` (else stdin or a prompt)",
     ),
     "FLASHMM_API_ADMIN_PASSWORD": ("dev", "admin password `flashmm demo` gives the API"),
     "FLASHMM_RUN_DIR": ("dev", "where `flashmm services` keeps local server data (default .run/)"),
