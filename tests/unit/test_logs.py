@@ -105,11 +105,11 @@ def test_exception_info_and_odd_extras() -> None:
 
 
 def test_per_component_levels_follow_logger_prefixes() -> None:
-    out = capture("WARNING", component_levels={"flashmm.notify": "debug", "aiohttp": "ERROR"})
+    out = capture("WARNING", component_levels={"flashmm.notify": "debug", "vendorlib": "ERROR"})
     logging.getLogger("flashmm.notify.channels").debug("kept")
     logging.getLogger("flashmm.notifyx").info("dropped: not under the prefix")
     logging.getLogger("flashmm.venue").info("dropped: root is WARNING")
-    logging.getLogger("aiohttp.client").warning("dropped: aiohttp is ERROR")
+    logging.getLogger("vendorlib.client").warning("dropped: vendorlib is ERROR")
     logging.getLogger("flashmm.venue").warning("kept too")
     assert [r["message"] for r in lines(out)] == ["kept", "kept too"]
 
