@@ -20,6 +20,16 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     w.add_argument("role", choices=["control", "host", "all"])
     w.add_argument("--schedules", action="store_true", help="create/update schedules first")
+    w.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus /metrics on PORT (default: control.metrics_port; 0 = off)",
+    )
+    w.add_argument(
+        "--metrics-host", default=None, metavar="ADDR", help="default: control.metrics_host"
+    )
 
     m = sub.add_parser("market", help="change or show a market through TradingLifecycle")
     m.add_argument("action", choices=["ensure", "start", "stop", "halt", "resume", "status"])
@@ -142,10 +152,25 @@ def run_deploy_model(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_worker(settings: Settings, role: str, schedules: bool) -> int:
+def run_worker(
+    settings: Settings,
+    role: str,
+    schedules: bool,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
+) -> int:
     from workers.client import connect
     from workers.run import control_worker, host_workers, run_workers
     from workers.schedules import ensure_schedules
+
+    port = settings.control.metrics_port if metrics_port is None else metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        from flashmm.telemetry import mark_uptime
+
+        mark_uptime(f"worker-{role}")
+        start_http_server(port, addr=metrics_host or settings.control.metrics_host)
 
     async def go() -> None:
         client = await connect(settings.control.temporal_address, settings.control.namespace)

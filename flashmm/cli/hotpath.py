@@ -14,20 +14,30 @@ from flashmm.config import Settings
 
 
 def run_hotpath(
-    settings: Settings, symbol: str, duration: float | None, as_json: bool, metrics_port: int = 0
+    settings: Settings,
+    symbol: str,
+    duration: float | None,
+    as_json: bool,
+    metrics_port: int = 0,
+    metrics_host: str | None = None,
 ) -> int:
     settings.setup_logging()
     try:
         import uvloop
     except ImportError:  # pragma: no cover
-        asyncio.run(_run(settings, symbol, duration, as_json, metrics_port))
+        asyncio.run(_run(settings, symbol, duration, as_json, metrics_port, metrics_host))
     else:
-        uvloop.run(_run(settings, symbol, duration, as_json, metrics_port))
+        uvloop.run(_run(settings, symbol, duration, as_json, metrics_port, metrics_host))
     return 0
 
 
 async def _run(
-    settings: Settings, symbol: str, duration: float | None, as_json: bool, metrics_port: int
+    settings: Settings,
+    symbol: str,
+    duration: float | None,
+    as_json: bool,
+    metrics_port: int,
+    metrics_host: str | None = None,
 ) -> None:
     from flashmm.venue.factory import make_venue
     from hotpath.engine import MarketMaker
@@ -68,7 +78,7 @@ async def _run(
 
         REGISTRY.register(HotPathCollector(lambda: [mm]))
         mark_uptime("hotpath")
-        start_http_server(metrics_port, addr="127.0.0.1")
+        start_http_server(metrics_port, addr=metrics_host or settings.hotpath.metrics_host)
     control = await _control(settings, symbol, ql, venue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

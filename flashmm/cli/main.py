@@ -66,7 +66,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="PORT",
-        help="serve Prometheus /metrics on 127.0.0.1:PORT (default: off)",
+        help="serve Prometheus /metrics on PORT (default: off)",
+    )
+    h.add_argument(
+        "--metrics-host",
+        default=None,
+        metavar="ADDR",
+        help="address for /metrics (default: hotpath.metrics_host, 127.0.0.1)",
     )
 
     ln = sub.add_parser(
@@ -192,7 +198,12 @@ def _cmd_hotpath(args: argparse.Namespace) -> int:
     from flashmm.cli.hotpath import run_hotpath
 
     return run_hotpath(
-        load_settings(args.config), args.market, args.duration, args.json, args.metrics_port
+        load_settings(args.config),
+        args.market,
+        args.duration,
+        args.json,
+        args.metrics_port,
+        args.metrics_host,
     )
 
 
@@ -235,7 +246,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     from flashmm.cli.control import run_worker
 
-    return run_worker(load_settings(args.config), args.role, args.schedules)
+    return run_worker(
+        load_settings(args.config), args.role, args.schedules, args.metrics_port, args.metrics_host
+    )
 
 
 def _cmd_market(args: argparse.Namespace) -> int:

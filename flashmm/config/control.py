@@ -22,3 +22,6 @@ class ControlSettings(BaseModel):
     retrain_cron: str = "0 4 * * 0"  # Sundays 04:00 UTC
     retrain_paused: bool = True
     ui_port: int = Field(8233, ge=1, le=65535)
+    # the worker's Prometheus /metrics (0: off); 0.0.0.0 in a pod
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"

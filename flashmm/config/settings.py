@@ -104,6 +104,9 @@ class HotPathSettings(BaseModel):
     # the local control API (loopback only; 0 = a free port, printed at start-up)
     control_port: int = Field(0, ge=0, le=65535)
     control_token_env: str = "FLASHMM_CONTROL_TOKEN"
+    # /metrics (with --metrics-port): loopback by default; 0.0.0.0 in a pod, where a
+    # NetworkPolicy admits only Prometheus (the control API stays on loopback regardless)
+    metrics_host: str = "127.0.0.1"
     state_dir: str = ".run/hotpath"  # desired state per market, survives restarts
     start_state: str = Field("trading", pattern="^(trading|stopped)$")  # with no saved state
     keystore_dir: str = ".run/keystore"

@@ -200,8 +200,12 @@ def test_hpa_pdb_and_scrape_annotations(rendered: dict[str, Docs], overlay: str)
         ) or d["metadata"]["name"] in ("alertmanager", "grafana", "flashmm-localnet"), d[
             "metadata"
         ]["name"]
-        # the worker serves no /metrics yet (see docs/deployment.md#metrics)
-        if labels.get("flashmm.io/job") in ("flashmm-api", "flashmm-hotpath", "flashmm-localnet"):
+        if labels.get("flashmm.io/job") in (
+            "flashmm-api",
+            "flashmm-hotpath",
+            "flashmm-localnet",
+            "flashmm-worker",
+        ):
             ann = d["spec"]["template"]["metadata"]["annotations"]
             assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"]
 
