@@ -4,6 +4,7 @@ refuses in the market's current state is a 409 with the reason."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -46,44 +47,29 @@ async def _change(
     return out
 
 
-@router.post("/{market}/start", name="markets.start", responses=REFUSED)
-async def start(
-    market: str,
-    body: Reason,
-    request: Request,
-    p: Principal = Depends(TRADE),  # noqa: B008
-) -> dict[str, Any]:
-    return await _change(request, market, "start", p, ChangeRequest(p.actor, body.reason))
+def _transition(update: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """One route per lifecycle Update that takes only a reason."""
+
+    async def route(
+        market: str,
+        body: Reason,
+        request: Request,
+        p: Principal = Depends(HALT if update == "halt" else TRADE),  # noqa: B008
+    ) -> dict[str, Any]:
+        return await _change(request, market, update, p, ChangeRequest(p.actor, body.reason))
+
+    route.__name__ = update
+    return route
 
 
-@router.post("/{market}/stop", name="markets.stop", responses=REFUSED)
-async def stop(
-    market: str,
-    body: Reason,
-    request: Request,
-    p: Principal = Depends(TRADE),  # noqa: B008
-) -> dict[str, Any]:
-    return await _change(request, market, "stop", p, ChangeRequest(p.actor, body.reason))
-
-
-@router.post("/{market}/halt", name="markets.halt", responses=REFUSED)
-async def halt(
-    market: str,
-    body: Reason,
-    request: Request,
-    p: Principal = Depends(HALT),  # noqa: B008
-) -> dict[str, Any]:
-    return await _change(request, market, "halt", p, ChangeRequest(p.actor, body.reason))
-
-
-@router.post("/{market}/resume", name="markets.resume", responses=REFUSED)
-async def resume(
-    market: str,
-    body: Reason,
-    request: Request,
-    p: Principal = Depends(TRADE),  # noqa: B008
-) -> dict[str, Any]:
-    return await _change(request, market, "resume", p, ChangeRequest(p.actor, body.reason))
+for _update in ("start", "stop", "halt", "resume"):
+    router.add_api_route(
+        f"/{{market}}/{_update}",
+        _transition(_update),
+        methods=["POST"],
+        name=f"markets.{_update}",
+        responses=REFUSED,
+    )
 
 
 @router.put("/{market}/params", name="markets.set_params", responses=REFUSED)
