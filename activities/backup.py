@@ -9,33 +9,33 @@ unusable store) are raised as non-retryable ``ApplicationError``s typed by their
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.backup_steps import (
+    CONFIG_FILE,
+    MODELS,
+    PG_FILE,
+    REDIS_FILE,
+    BackupSteps,
+    typed_errors,
+)
+from activities.restore import RestoreActivities
 from flashmm.backup import manifest, models, pg, redisdump, retention
-from flashmm.backup.config import BackupSettings, backup_settings
 from flashmm.backup.manifest import FileEntry, Manifest
 from flashmm.backup.redact import mask_url, redact
 from flashmm.backup.store import (
     MANIFEST,
     BackupCorruptError,
-    BackupError,
-    BackupStore,
     check_id,
-    open_store,
-    sha256_file,
 )
-from flashmm.config import Settings
 from flashmm.stores.pg.migrate import migrate
 from workflows.backup import (
     BackupFile,
@@ -44,47 +44,18 @@ from workflows.backup import (
     BackupSummary,
     FinalizeRequest,
     PartResult,
-    RestoreProof,
-    RestoreStep,
     RetentionRequest,
     RetentionResult,
     VerifyRequest,
 )
 
-T = TypeVar("T")
-PG_FILE, REDIS_FILE, CONFIG_FILE, MODELS = "postgres.dump", "redis.jsonl", "config.json", "models"
-PART_FILES = {"postgres": PG_FILE, "redis": REDIS_FILE, "models": MODELS, "config": CONFIG_FILE}
 
-
-@contextlib.contextmanager
-def _typed_errors() -> Iterator[None]:
-    """Backup errors as ApplicationErrors the workflow's retry policy understands."""
-    try:
-        yield
-    except BackupError as e:
-        raise ApplicationError(str(e), type=e.kind, non_retryable=not e.retryable) from e
-
-
-def _files(entries: list[FileEntry]) -> list[BackupFile]:
-    return [BackupFile(f.name, f.sha256, f.size) for f in entries]
-
-
-class BackupActivities:
-    """The steps of Backup and Restore for one deployment's settings."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        backup: BackupSettings | None = None,
-        store: BackupStore | None = None,
-    ) -> None:
-        self.s = settings
-        self.cfg = backup or backup_settings(settings)
-        self._store = store
-        self._migrated = False
+class BackupActivities(BackupSteps):
+    """The steps of the Backup workflow; ``activities()`` adds Restore's, for one worker."""
 
     def activities(self) -> list[Callable[..., Any]]:
         """Every backup and restore activity, for a worker's ``activities=``."""
+        restore = RestoreActivities(self.s, self.cfg, self._store)
         return [
             self.backup_postgres,
             self.backup_redis,
@@ -94,94 +65,14 @@ class BackupActivities:
             self.verify_backup,
             self.apply_retention,
             self.record_backup,
-            self.restore_postgres,
-            self.restore_redis,
-            self.restore_models,
-            self.prove_restore,
+            *restore.activities(),
         ]
-
-    @property
-    def store(self) -> BackupStore:
-        if self._store is None:
-            self._store = open_store(self.cfg)
-        return self._store
-
-    # --- helpers -------------------------------------------------------------------------
-    async def _beating(self, work: Awaitable[T], what: str) -> T:
-        """Await ``work``, heartbeating meanwhile; cancelling the activity cancels it."""
-        task = asyncio.ensure_future(work)
-        try:
-            while True:
-                activity.heartbeat(what)
-                done, _ = await asyncio.wait({task}, timeout=self.cfg.heartbeat_s)
-                if done:
-                    return task.result()
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-
-    async def _thread(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        return await self._beating(asyncio.to_thread(fn, *args), what)
-
-    async def _existing(self, backup_id: str, part: str) -> PartResult | None:
-        """The part as recorded in the manifest when the backup is already complete."""
-        check_id(backup_id)
-        if not await asyncio.to_thread(self.store.complete, backup_id):
-            return None
-        m, _ = await asyncio.to_thread(manifest.load, self.store, backup_id)
-        meta = dict(m.parts.get(part, {}))
-        return PartResult(part, _files(m.files_of(PART_FILES[part])), meta, reused=True)
-
-    async def _put_staged(self, backup_id: str, name: str, path: Path) -> BackupFile:
-        sha, size = await self._thread(f"checksum {name}", sha256_file, path)
-        await self._thread(f"store {name}", self.store.put, backup_id, name, path, True)
-        return BackupFile(name, sha, size)
-
-    async def _fetch(self, m: Manifest, name: str, dest: Path) -> Path:
-        """A file of the backup into ``dest``, checked against the manifest once more (it
-        was verified before the restore began; this catches a change since)."""
-        entry = next((f for f in m.files if f.name == name), None)
-        if entry is None:
-            raise BackupCorruptError(f"backup {m.backup_id} has no {name}")
-        await self._thread(f"fetch {name}", self.store.get, m.backup_id, name, dest)
-        sha, size = await self._thread(f"checksum {name}", sha256_file, dest)
-        if (sha, size) != (entry.sha256, entry.size):
-            raise BackupCorruptError(f"backup {m.backup_id}: {name} changed since it was verified")
-        return dest
-
-    async def _manifest(self, backup_id: str) -> tuple[Manifest, str]:
-        check_id(backup_id)
-        return await asyncio.to_thread(manifest.load, self.store, backup_id)
-
-    def _dsn(self, target: str = "") -> str:
-        return target or self.s.stores.postgres_dsn
-
-    def _redis(self, target: str = "") -> str:
-        return target or self.s.stores.redis_url
-
-    def _model_dests(self, m: Manifest, step: RestoreStep) -> dict[str, Path] | str:
-        """Where each backed-up model file goes, or why none is restored."""
-        files = m.files_of(MODELS)
-        if not files:
-            return "the backup holds no model artifacts"
-        single = bool(m.parts.get("models", {}).get("single_file"))
-        if step.target_model_dir:
-            base = Path(step.target_model_dir)
-        elif self.s.ml.model_path:
-            base = Path(self.s.ml.model_path)
-            if single:  # the configured path is the file itself
-                return {files[0].name: base}
-        else:
-            return "no target: give target_model_dir or configure ml.model_path"
-        return {f.name: base / f.name.removeprefix(MODELS + "/") for f in files}
 
     # --- backup --------------------------------------------------------------------------
     @activity.defn(name="backup_postgres")
     async def backup_postgres(self, part: BackupPart) -> PartResult:
         """``pg_dump -Fc`` of the configured database, with its row counts."""
-        with _typed_errors():
+        with typed_errors():
             done = await self._existing(part.backup_id, "postgres")
             if done is not None:
                 return done
@@ -195,7 +86,7 @@ class BackupActivities:
     @activity.defn(name="backup_redis")
     async def backup_redis(self, part: BackupPart) -> PartResult:
         """Every key of the configured Redis database (DUMP + PTTL)."""
-        with _typed_errors():
+        with typed_errors():
             done = await self._existing(part.backup_id, "redis")
             if done is not None:
                 return done
@@ -211,7 +102,7 @@ class BackupActivities:
     @activity.defn(name="backup_models")
     async def backup_models(self, part: BackupPart) -> PartResult:
         """The files of the configured model path (none configured: nothing to back up)."""
-        with _typed_errors():
+        with typed_errors():
             done = await self._existing(part.backup_id, "models")
             if done is not None:
                 return done
@@ -236,7 +127,7 @@ class BackupActivities:
     @activity.defn(name="backup_config")
     async def backup_config(self, part: BackupPart) -> PartResult:
         """The effective settings, secrets left out."""
-        with _typed_errors():
+        with typed_errors():
             done = await self._existing(part.backup_id, "config")
             if done is not None:
                 return done
@@ -251,7 +142,7 @@ class BackupActivities:
     @activity.defn(name="finalize_backup")
     async def finalize_backup(self, req: FinalizeRequest) -> BackupSummary:
         """Write the manifest, last: from now on the backup is complete."""
-        with _typed_errors():
+        with typed_errors():
             check_id(req.backup_id)
             store = self.store
             if not await asyncio.to_thread(store.complete, req.backup_id):
@@ -287,7 +178,7 @@ class BackupActivities:
     @activity.defn(name="verify_backup")
     async def verify_backup(self, req: VerifyRequest) -> BackupSummary:
         """Read every file back from the store and check it against the manifest."""
-        with _typed_errors():
+        with typed_errors():
             check_id(req.backup_id)
             m, digest = await self._thread(
                 "verify", manifest.verify, self.store, req.backup_id, req.expected_checksum
@@ -297,7 +188,7 @@ class BackupActivities:
     @activity.defn(name="apply_retention")
     async def apply_retention(self, req: RetentionRequest) -> RetentionResult:
         """Delete what retention says (never the protected ids)."""
-        with _typed_errors():
+        with typed_errors():
             store = self.store
             found = []
             for bid in await asyncio.to_thread(store.backup_ids):
@@ -361,108 +252,3 @@ class BackupActivities:
                 )
         finally:
             await conn.close()
-
-    # --- restore -------------------------------------------------------------------------
-    @activity.defn(name="restore_postgres")
-    async def restore_postgres(self, step: RestoreStep) -> dict[str, Any]:
-        """``pg_restore --clean --if-exists`` into the target database, in one transaction."""
-        with _typed_errors():
-            m, _ = await self._manifest(step.backup_id)
-            dsn = self._dsn(step.target_dsn)
-            with self.store.staging() as d:
-                dump = await self._fetch(m, PG_FILE, d / PG_FILE)
-                await self._beating(pg.restore(dsn, dump, self.cfg.pg_bin_dir), "pg_restore")
-            tables = m.parts.get("postgres", {}).get("tables", {})
-            return {"target": mask_url(dsn), "tables": len(tables)}
-
-    @activity.defn(name="restore_redis")
-    async def restore_redis(self, step: RestoreStep) -> dict[str, Any]:
-        """RESTORE ... REPLACE every backed-up key into the target Redis database."""
-        with _typed_errors():
-            m, _ = await self._manifest(step.backup_id)
-            url = self._redis(step.target_redis_url)
-            with self.store.staging() as d:
-                path = await self._fetch(m, REDIS_FILE, d / REDIS_FILE)
-                with path.open("rb") as f:
-                    done = await self._beating(
-                        redisdump.restore(url, f, self.cfg.redis_batch), "redis restore"
-                    )
-            return {"target": mask_url(url), **done}
-
-    @activity.defn(name="restore_models")
-    async def restore_models(self, step: RestoreStep) -> dict[str, Any]:
-        """Each model file into the target directory, whole or not at all."""
-        with _typed_errors():
-            m, _ = await self._manifest(step.backup_id)
-            dests = self._model_dests(m, step)
-            if isinstance(dests, str):
-                return {"skipped": dests}
-            with self.store.staging() as d:
-                for i, (name, dest) in enumerate(dests.items()):
-                    staged = await self._fetch(m, name, d / f"{i}")
-                    await self._thread(f"install {name}", models.install, staged, dest)
-            return {"files": len(dests), "target": str(next(iter(dests.values())).parent)}
-
-    @activity.defn(name="prove_restore")
-    async def prove_restore(self, step: RestoreStep) -> RestoreProof:
-        """Read the targets back and compare them with the manifest: rows per table, every
-        Redis key and its TTL, each model file's sha256."""
-        with _typed_errors():
-            m, digest = await self._manifest(step.backup_id)
-            problems: list[str] = []
-            # PostgreSQL
-            expected: dict[str, int] = dict(m.parts.get("postgres", {}).get("tables", {}))
-            found = await self._beating(pg.row_counts(self._dsn(step.target_dsn)), "count rows")
-            tables = {t: [n, found.get(t, -1)] for t, n in sorted(expected.items())}
-            for t, (want, got) in tables.items():
-                if got != want:
-                    problems.append(
-                        f"table {t}: {'missing' if got < 0 else f'{got} rows'}, backup has {want}"
-                    )
-            # Redis
-            started = datetime.fromisoformat(step.started_at) if step.started_at else None
-            elapsed = (time.time() - started.timestamp()) * 1000 if started else 0.0
-            with self.store.staging() as d:
-                path = await self._fetch(m, REDIS_FILE, d / REDIS_FILE)
-                with path.open("rb") as f:
-                    rb = await self._beating(
-                        redisdump.read_back(
-                            self._redis(step.target_redis_url),
-                            f,
-                            int(elapsed),
-                            self.cfg.redis_batch,
-                        ),
-                        "redis read-back",
-                    )
-            if rb.missing:
-                problems.append(f"{len(rb.missing)} Redis keys missing: {rb.missing[:5]}")
-            if rb.ttl_wrong:
-                problems.append(f"{len(rb.ttl_wrong)} Redis TTLs wrong: {rb.ttl_wrong[:5]}")
-            redis_proof: dict[str, Any] = {
-                "expected": rb.expected,
-                "present": rb.present,
-                "ttl_ok": rb.ttl_ok,
-                "dump_identical": rb.dump_identical,
-                "expired_since_restore": rb.expired,
-                "missing": rb.missing[:100],
-                "ttl_wrong": rb.ttl_wrong[:100],
-            }
-            # model artifacts
-            dests = self._model_dests(m, step)
-            models_proof: dict[str, Any]
-            if isinstance(dests, str):
-                models_proof = {"skipped": dests}
-            else:
-                want_sha = {f.name: f.sha256 for f in m.files_of(MODELS)}
-                got_sha = await self._thread("checksum models", models.checksums, dests)
-                bad = sorted(n for n in dests if got_sha[n] != want_sha[n])
-                models_proof = {
-                    "expected": len(dests),
-                    "matching": len(dests) - len(bad),
-                    "mismatched": bad,
-                }
-                if bad:
-                    problems.append(f"model files differ or are missing: {bad[:5]}")
-            return RestoreProof(
-                step.backup_id, not problems, digest, tables, redis_proof, models_proof, problems
-            )
