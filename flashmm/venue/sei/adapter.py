@@ -19,27 +19,22 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any
 
-from flashmm.domain.orders import Fill, Liquidity, Side
+from flashmm.domain.orders import Side
 from flashmm.venue.base import (
-    BookDelta,
     BookSnapshot,
     CancelOrder,
     CancelRejected,
     Heartbeat,
     OpenOrder,
-    OrderAccepted,
     OrderBatch,
-    OrderCancelled,
-    OrderFilled,
     OrderRejected,
     PlaceOrder,
-    TradePrint,
     VenueEvent,
 )
 from flashmm.venue.feed import FeedClient, FeedConfig
+from flashmm.venue.sei import events
 from flashmm.venue.sei.gas import GasConfig, GasEstimator, Urgency
 from flashmm.venue.sei.rest import RestClient, RestError
 from flashmm.venue.sei.tx import (
@@ -75,13 +70,6 @@ def _queries(address: str) -> tuple[str, ...]:
     )
 
 
-@dataclass(slots=True)
-class _Known:
-    side: Side
-    price: int
-    order_id: int | None = None
-
-
 class SeiVenue:
     def __init__(self, cfg: SeiVenueConfig, wallet: Wallet) -> None:
         self.cfg = cfg
@@ -99,8 +87,9 @@ class SeiVenue:
             self._on_event,
         )
         self._queue: asyncio.Queue[VenueEvent] = asyncio.Queue()
-        self._known: dict[str, _Known] = {}
-        self._by_order_id: dict[int, str] = {}
+        self._ids = events.OrderIds()
+        self._known = self._ids.known  # the same dicts: cleared in place, never replaced
+        self._by_order_id = self._ids.by_order_id
         self._waiting_cancels: dict[str, CancelOrder] = {}
         self._seen_txs: dict[str, None] = {}
         self._unsure: tuple[bytes, int] | None = None  # (tx bytes, its sequence)
@@ -161,7 +150,7 @@ class SeiVenue:
                     cid, int(o["id"]), side, self._ticks(o["price"]), self._lots(o["quantity"])
                 )
             )
-            self._known.setdefault(cid, _Known(side, self._ticks(o["price"])))
+            self._known.setdefault(cid, events.Known(side, self._ticks(o["price"])))
             self._known[cid].order_id = int(o["id"])
             self._by_order_id[int(o["id"])] = cid
         return out
@@ -185,7 +174,7 @@ class SeiVenue:
             if not cancels and not places:
                 return
             for p in places:
-                self._known[p.client_id] = _Known(p.side, p.price)
+                self._known[p.client_id] = events.Known(p.side, p.price)
             await self._send(cancels, places)
 
     async def switch_wallet(self, wallet: Wallet) -> None:
@@ -306,10 +295,10 @@ class SeiVenue:
 
     # --- events -------------------------------------------------------------------------
     def _ticks(self, price: str) -> int:
-        return int(Decimal(price) / self.inst.tick_size)
+        return events.ticks(self.inst, price)
 
     def _lots(self, qty: str) -> int:
-        return int(Decimal(qty) / self.inst.lot_size)
+        return events.lots(self.inst, qty)
 
     def _on_event(self, result: dict[str, Any]) -> None:
         data = result["data"]
@@ -370,66 +359,11 @@ class SeiVenue:
             log.warning("snapshot after reconnect failed: %s", e)
 
     def _apply(self, e: dict[str, Any], now: int, out: list[VenueEvent]) -> None:
-        a = {x["key"]: x["value"] for x in e["attributes"]}
-        if a.get("contract") != self.market.contract:
-            return
-        kind = e["type"]
-        if kind == "dex_book":
-            levels = tuple(
-                (int(s), self._ticks(p), self._lots(q)) for s, p, q in json.loads(a["levels"])
-            )
-            out.append(BookDelta(int(a["seq"]), levels, now))
-            return
-        if kind == "dex_trade":
-            out.append(
-                TradePrint(
-                    self._ticks(a["price"]),
-                    self._lots(a["quantity"]),
-                    Side.BUY if a["aggressor"] == "buy" else Side.SELL,
-                    now,
-                )
-            )
-            return
-        if a.get("account") != self.wallet.address:
-            return
-        if kind == "dex_order_placed":
-            cid, oid = a["client_id"], int(a["order_id"])
-            k = self._known.setdefault(
-                cid, _Known(Side[a["side"].upper()], self._ticks(a["price"]))
-            )
-            k.order_id = oid
-            self._by_order_id[oid] = cid
-            out.append(OrderAccepted(cid, oid, now))
-            if cid in self._waiting_cancels:
-                asyncio.get_running_loop().create_task(self.submit(OrderBatch()))
-        elif kind == "dex_order_rejected":
-            self._known.pop(a["client_id"], None)
-            out.append(OrderRejected(a["client_id"], a["reason"], now))
-        elif kind == "dex_order_cancelled":
-            self._forget(a["client_id"])
-            out.append(OrderCancelled(a["client_id"], self._lots(a["quantity"]), now))
-        elif kind == "dex_cancel_rejected":
-            cid = self._by_order_id.get(int(a["order_id"]))
-            if cid is not None:
-                self._forget(cid)
-                out.append(CancelRejected(cid, a["reason"], now))
-        elif kind == "dex_order_filled":
-            remaining = self._lots(a["remaining"])
-            fill = Fill(
-                a["fill_id"],
-                a["client_id"],
-                Side[a["side"].upper()],
-                self._ticks(a["price"]),
-                self._lots(a["quantity"]),
-                float(a["fee"]),
-                Liquidity(a["liquidity"]),
-                now,
-            )
-            if remaining == 0:
-                self._forget(a["client_id"])
-            out.append(OrderFilled(fill, remaining))
+        accepted = events.apply(
+            e, now, self.inst, self.market.contract, self.wallet.address, self._ids, out
+        )
+        if accepted is not None and accepted in self._waiting_cancels:
+            asyncio.get_running_loop().create_task(self.submit(OrderBatch()))
 
     def _forget(self, cid: str) -> None:
-        k = self._known.pop(cid, None)
-        if k is not None and k.order_id is not None:
-            self._by_order_id.pop(k.order_id, None)
+        self._ids.forget(cid)
