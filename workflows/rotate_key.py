@@ -23,8 +23,8 @@ Every transfer is prepared (balances read, transaction signed) by one activity a
 by another: the signed bytes are recorded in the history, so a retried broadcast sends the
 same bytes, which can land at most once. Only when the chain proves those bytes can never
 land (their sequence went to another transaction) is the transfer prepared again, from the
-balances as they are then. Types are defined here as the workflow's contract (shared with
-the activities and the API).
+balances as they are then. Inputs, outputs and pure helpers are in ``rotate_key_types``;
+retry policies and the activity calls in ``rotate_key_steps``.
 """
 
 from __future__ import annotations
@@ -33,9 +33,17 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.rotate_key_steps import (
+    DRAIN_ROUNDS,
+    KEYSTORE,
+    READ,
+    UNTIL_VERIFIED,
+    RotateSteps,
+    error_kind,
+    error_why,
+)
 from workflows.rotate_key_types import (
     FEE_DENOM,
     CreateKeyRequest,
@@ -49,7 +57,7 @@ from workflows.rotate_key_types import (
     input_problems,
     rotation_id,
 )
-from workflows.types import AuditEntry, HotpathCommand, Notice, VenueRequest, host_queue
+from workflows.types import VenueRequest
 
 __all__ = [
     "FEE_DENOM",
@@ -66,76 +74,9 @@ __all__ = [
     "rotation_id",
 ]
 
-KEYSTORE = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=["KeystoreError", "KeyError", "KeyRetired"],
-)
-READ = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=10,
-    non_retryable_error_types=["KeyError", "KeystoreError"],
-)
-# the same signed bytes every attempt: retrying a broadcast cannot move funds twice
-BROADCAST = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=10,
-    non_retryable_error_types=[
-        "TransferStale",
-        "TransferFailed",
-        "TransferRefused",
-        "InsufficientFunds",
-        "KeyError",
-    ],
-)
-PREPARE = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=10,
-    non_retryable_error_types=["InsufficientFunds", "KeyError", "KeystoreError"],
-)
-SWITCH = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=["CommandRefused", "UnknownMarket", "Misconfigured"],
-)
-HOT_STATUS = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=["UnknownMarket", "Misconfigured"],
-)
-UNTIL_VERIFIED = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    non_retryable_error_types=["KeyError"],
-)
-STEADY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-TRANSFER_ROUNDS = 3  # prepare again only when the chain proves the last bytes cannot land
-DRAIN_ROUNDS = 3
-
-
-def _kind(e: BaseException) -> str:
-    """The error type of an activity failure's cause, or of our own ApplicationError."""
-    c = e.cause if isinstance(e, ActivityError) and e.cause is not None else e
-    return c.type if isinstance(c, ApplicationError) and c.type else type(c).__name__
-
-
-def _why(e: BaseException) -> str:
-    c = e.cause if isinstance(e, ActivityError) and e.cause is not None else e
-    return f"{_kind(e)}: {c}"
-
 
 @workflow.defn(name="RotateSigningKey")
-class RotateSigningKey:
+class RotateSigningKey(RotateSteps):
     def __init__(self) -> None:
         self.phase = "starting"
         self.run_tag = ""
@@ -187,7 +128,7 @@ class RotateSigningKey:
             await self._fund(inp, r, new)
             old, trading = await self._current_key(inp, r, new)
         except (ActivityError, ApplicationError) as e:
-            await self._roll_back(inp, r, new, _why(e))
+            await self._roll_back(inp, r, new, error_why(e))
         paused = await self._switch(inp, r, new, trading)
 
         # --- after the commit point: the hot path signs with the new key; finish the rest --
@@ -200,7 +141,7 @@ class RotateSigningKey:
             retired = await self._keys("keys_retire", old.ref)
             r.verification["old_key_status"] = retired.status
         except (ActivityError, ApplicationError) as e:
-            r.outcome, r.detail = "incomplete", _why(e)
+            r.outcome, r.detail = "incomplete", error_why(e)
             await self._record(inp, r, "critical")
             raise
         r.outcome = "rotated"
@@ -278,7 +219,7 @@ class RotateSigningKey:
             state = answer.get("state") or {}
             address = (answer.get("detail") or {}).get("address", new.address)
         except ActivityError as e:
-            why = f"switch failed: {_why(e)}"
+            why = f"switch failed: {error_why(e)}"
             try:
                 state = await self._hot_status(inp)
             except ActivityError:
@@ -293,7 +234,7 @@ class RotateSigningKey:
                         r.verification["quoting_resumed"] = await self._resume_quoting(inp)
                     except ActivityError as resume_error:
                         r.verification["quoting_resumed"] = False
-                        why = f"{why}; quoting not resumed: {_why(resume_error)}"
+                        why = f"{why}; quoting not resumed: {error_why(resume_error)}"
                 await self._roll_back(inp, r, new, why)
             address = new.address  # the command was applied after all
         r.verification["hotpath_key_ref"] = state.get("key_ref")
@@ -352,7 +293,7 @@ class RotateSigningKey:
                     )
                 )
             except ActivityError as e:
-                if _kind(e) != "InsufficientFunds" or attempt == DRAIN_ROUNDS - 1:
+                if error_kind(e) != "InsufficientFunds" or attempt == DRAIN_ROUNDS - 1:
                     raise
                 continue
             r.swept, r.sweep_fee, r.sweep_tx = done.amounts, done.fee, done.tx_hash
@@ -384,7 +325,7 @@ class RotateSigningKey:
             r.outcome = "rolled back"
         except (ActivityError, ApplicationError) as e:
             r.outcome = "rollback incomplete"
-            r.detail = f"{why}; rollback: {_why(e)}"
+            r.detail = f"{why}; rollback: {error_why(e)}"
         calm = r.outcome == "rolled back" and r.verification.get("quoting_resumed") is not False
         await self._record(inp, r, "warning" if calm else "critical")
         self.phase = r.outcome
@@ -394,126 +335,3 @@ class RotateSigningKey:
             type="KeyRotationRolledBack",
             non_retryable=True,
         )
-
-    # --- building blocks --------------------------------------------------------------------
-    async def _transfer(self, req: TransferRequest) -> TransferOutcome:
-        """Prepare (sign) once, broadcast those bytes until they landed; prepare again only if
-        the chain shows they never can (their sequence went to another transaction)."""
-        stale = 0
-        while True:
-            prepared = await workflow.execute_activity(
-                "bank_prepare_transfer",
-                req,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=PREPARE,
-                result_type=PreparedTransfer,
-            )
-            if not prepared.amounts:
-                return TransferOutcome("", 0, {}, 0, f"nothing to move: {prepared.note}")
-            try:
-                done: TransferOutcome = await workflow.execute_activity(
-                    "bank_broadcast_transfer",
-                    prepared,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    heartbeat_timeout=timedelta(seconds=10),
-                    retry_policy=BROADCAST,
-                    result_type=TransferOutcome,
-                )
-                return done
-            except ActivityError as e:
-                stale += 1
-                if _kind(e) != "TransferStale" or stale >= TRANSFER_ROUNDS:
-                    raise
-
-    async def _hot(self, inp: RotateKeyInput, command: str, args: dict[str, Any]) -> dict[str, Any]:
-        """A hot-path command, applied once per rotation run (the id is the run's)."""
-        answer: dict[str, Any] = await workflow.execute_activity(
-            "hotpath_command",
-            HotpathCommand(inp.market, f"{self.run_tag}/{command}", command, args),
-            task_queue=host_queue(inp.market),
-            start_to_close_timeout=timedelta(seconds=60),
-            schedule_to_close_timeout=timedelta(minutes=5),
-            retry_policy=SWITCH,
-            result_type=dict,
-        )
-        return answer
-
-    async def _hot_status(self, inp: RotateKeyInput) -> dict[str, Any]:
-        status: dict[str, Any] = await workflow.execute_activity(
-            "hotpath_status",
-            inp.market,
-            task_queue=host_queue(inp.market),
-            start_to_close_timeout=timedelta(seconds=15),
-            retry_policy=HOT_STATUS,
-            result_type=dict,
-        )
-        return status
-
-    async def _describe(self, ref: str) -> KeyInfo:
-        return await self._keys("keys_describe", ref)
-
-    async def _keys(self, name: str, ref: str) -> KeyInfo:
-        info: KeyInfo = await workflow.execute_activity(
-            name,
-            ref,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=KEYSTORE,
-            result_type=KeyInfo,
-        )
-        return info
-
-    async def _balances(self, address: str) -> dict[str, int]:
-        bal: dict[str, int] = await workflow.execute_activity(
-            "bank_balances",
-            address,
-            start_to_close_timeout=timedelta(seconds=15),
-            retry_policy=READ,
-            result_type=dict,
-        )
-        return bal
-
-    def _memo(self, step: str) -> str:
-        return f"flashmm {self.run_tag}/{step}"
-
-    async def _record(self, inp: RotateKeyInput, r: RotateKeyResult, severity: str) -> None:
-        """Audit (once per run) and notify; neither may hide the outcome if it fails."""
-        params = {
-            "reason": inp.reason,
-            "old_key_ref": r.old_key_ref,
-            "old_address": r.old_address,
-            "new_key_ref": r.new_key_ref,
-            "new_address": r.new_address,
-            "warm_key_ref": r.warm_key_ref,
-            "funded": r.funded,
-            "swept": r.swept,
-            "drained": r.drained,
-            "detail": r.detail,
-        }
-        try:
-            r.audit_hash = await workflow.execute_activity(
-                "audit",
-                AuditEntry(
-                    inp.actor, "rotate_signing_key", inp.market, params, r.outcome, self.run_tag
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=10),
-                retry_policy=STEADY,
-                result_type=str,
-            )
-        except ActivityError as e:
-            workflow.logger.error("audit of %s failed: %s", self.run_tag, e)
-        text = (
-            f"{r.outcome}: {r.old_key_ref or '?'} ({r.old_address or '?'}) -> {r.new_key_ref} "
-            f"({r.new_address}); funded {r.funded}, swept {r.swept}, drained {r.drained}. "
-            f"{inp.reason} (by {inp.actor}). {r.detail}"
-        ).strip()
-        try:
-            r.notified = await workflow.execute_activity(
-                "notify",
-                Notice(f"Signing key rotation {inp.market}", text, severity, self.run_tag),
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-                result_type=bool,
-            )
-        except ActivityError as e:
-            workflow.logger.error("notification of %s failed: %s", self.run_tag, e)
