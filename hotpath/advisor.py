@@ -33,6 +33,7 @@ from typing import Any
 
 from flashmm.config.llm import LLMSettings
 from flashmm.ml.llm import (
+    FEATURE_SECTIONS,
     AdvisoryError,
     Assessment,
     AzureRegimeClient,
@@ -49,25 +50,6 @@ HOUR_S = 3_600.0
 DAY_S = 86_400.0
 MAX_ADJUSTMENT_REASON = 160
 
-# summary section -> the features (by schema name) it carries when features are computed
-_FEATURE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "volatility": ("vol_fast", "vol_slow", "vol_ratio", "vol_garch", "range_10"),
-    "returns_bps": ("ret_1s", "ret_5s", "ret_30s"),
-    "trades": (
-        "trade_sign_10",
-        "trade_sign_50",
-        "trade_flow_1s",
-        "trade_flow_5s",
-        "trade_flow_30s",
-        "trade_count_1s",
-        "trade_count_5s",
-        "volume_1s",
-        "volume_5s",
-        "large_flow_5s",
-        "secs_since_trade",
-    ),
-    "flow": ("imb_1", "imb_5", "ofi_5_norm", "ofi_ewma", "microprice_dev"),
-}
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
@@ -102,7 +84,7 @@ def build_summary(mm: MarketMaker) -> dict[str, Any]:
     summary["features_live"] = live
     if live:
         values = mm.features.values
-        for section, names in _FEATURE_SECTIONS.items():
+        for section, names in FEATURE_SECTIONS.items():
             part = summary.setdefault(section, {})
             for name in names:
                 i = _FEATURE_INDEX.get(name)

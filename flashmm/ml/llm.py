@@ -56,6 +56,26 @@ MAX_REPLY_CHARS: Final = 2_000
 MAX_LABEL_CHARS: Final = 32
 MAX_RETRY_AFTER_S: Final = 3_600.0
 
+# summary section -> the model features (by schema name) it carries when features are on
+FEATURE_SECTIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "volatility": ("vol_fast", "vol_slow", "vol_ratio", "vol_garch", "range_10"),
+    "returns_bps": ("ret_1s", "ret_5s", "ret_30s"),
+    "trades": (
+        "trade_sign_10",
+        "trade_sign_50",
+        "trade_flow_1s",
+        "trade_flow_5s",
+        "trade_flow_30s",
+        "trade_count_1s",
+        "trade_count_5s",
+        "volume_1s",
+        "volume_5s",
+        "large_flow_5s",
+        "secs_since_trade",
+    ),
+    "flow": ("imb_1", "imb_5", "ofi_5_norm", "ofi_ewma", "microprice_dev"),
+}
+
 # Section -> allowed keys (None: a scalar at the top level). Anything else is refused.
 SUMMARY_SCHEMA: Final[Mapping[str, frozenset[str] | None]] = {
     "market": None,  # the public symbol, e.g. SEI/USDC
@@ -74,26 +94,10 @@ SUMMARY_SCHEMA: Final[Mapping[str, frozenset[str] | None]] = {
             "ask_levels",
         }
     ),
-    "volatility": frozenset(
-        {"sigma_bps_sqrt_s", "vol_fast", "vol_slow", "vol_ratio", "vol_garch", "range_10"}
-    ),
-    "returns_bps": frozenset({"ret_1s", "ret_5s", "ret_30s"}),
-    "trades": frozenset(
-        {
-            "trade_sign_10",
-            "trade_sign_50",
-            "trade_flow_1s",
-            "trade_flow_5s",
-            "trade_flow_30s",
-            "trade_count_1s",
-            "trade_count_5s",
-            "volume_1s",
-            "volume_5s",
-            "large_flow_5s",
-            "secs_since_trade",
-        }
-    ),
-    "flow": frozenset({"imb_1", "imb_5", "ofi_5_norm", "ofi_ewma", "microprice_dev"}),
+    "volatility": frozenset({"sigma_bps_sqrt_s", *FEATURE_SECTIONS["volatility"]}),
+    "returns_bps": frozenset(FEATURE_SECTIONS["returns_bps"]),
+    "trades": frozenset(FEATURE_SECTIONS["trades"]),
+    "flow": frozenset(FEATURE_SECTIONS["flow"]),
     "model": frozenset({"direction", "confidence"}),
 }
 _LABEL = re.compile(r"^[A-Za-z0-9/_.%<>=+ -]*$")
