@@ -5,10 +5,9 @@ answers after CheckTx). The localnet runs as its own process, as in production."
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import time
 
+from bench.localnet import start_localnet
 from flashmm.config import load_settings
 from flashmm.venue.base import BookDelta, BookSnapshot, Heartbeat
 from flashmm.venue.factory import make_venue
@@ -18,21 +17,8 @@ from hotpath.loop import QuoteLoop
 
 
 async def _measure(seconds: float) -> list[int]:
-    node = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "flashmm.cli",
-        "localnet",
-        "--rest-port",
-        "0",
-        "--rpc-port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert node.stdout is not None
+    node, ready = await start_localnet()
     try:
-        ready = json.loads(await asyncio.wait_for(node.stdout.readline(), 30))
         s = load_settings(venue={"rest_urls": [ready["rest"]], "ws_urls": [ready["rpc"]]})
         symbol = s.markets[0].symbol
         venue = make_venue(s, symbol)

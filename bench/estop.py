@@ -15,6 +15,8 @@ from tempfile import mkdtemp
 
 import aiohttp
 
+from bench.localnet import start_localnet
+
 
 async def _measure(rounds: int) -> tuple[list[float], list[float]]:
     from temporalio.testing import WorkflowEnvironment
@@ -26,20 +28,7 @@ async def _measure(rounds: int) -> tuple[list[float], list[float]]:
 
     run = Path(mkdtemp(prefix="flashmm-estop-"))
     token = secrets.token_urlsafe(24)
-    node = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "flashmm.cli",
-        "localnet",
-        "--rest-port",
-        "0",
-        "--rpc-port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert node.stdout is not None
-    ready = json.loads(await node.stdout.readline())
+    node, ready = await start_localnet()
     env = {
         **os.environ,
         "FLASHMM_VENUE__REST_URLS": json.dumps([ready["rest"]]),
