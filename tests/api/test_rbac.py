@@ -116,8 +116,13 @@ def test_the_table_covers_every_route(jwt_env: None) -> None:
 
 
 async def test_each_role_against_each_endpoint(harness: Harness) -> None:
+    """...and every mutating call of them, allowed or not, is in the audit log."""
     wrong: list[str] = []
+    before = len(await harness.audit_rows())
+    mutating = 0
     for method, _, path, body, allowed in TABLE:
+        if method != "GET":
+            mutating += 1 + len(ROLES)
         r = await harness.http.request(method, path, json=body)
         if r.status_code != 401:
             wrong.append(f"{method} {path} without credentials: {r.status_code}")
@@ -130,6 +135,11 @@ async def test_each_role_against_each_endpoint(harness: Harness) -> None:
             if r.status_code >= 500 and r.status_code != 503:
                 wrong.append(f"{role} {method} {path}: {r.status_code} {r.text[:200]}")
     assert not wrong, "\n".join(wrong)
+    rows = (await harness.audit_rows())[before:]
+    assert len(rows) == mutating
+    assert all(" " not in r["action"] and r["outcome"] for r in rows)  # named routes
+    actors = {r["actor"] for r in rows}
+    assert actors == {"anonymous"} | {f"user:{role.value}" for role in ROLES}
 
 
 async def test_a_role_is_named_in_the_denial(harness: Harness) -> None:
