@@ -55,7 +55,11 @@ class AppContext:
             redis=r,
             identities=IdentityStore(pool, api.auth_cache_s),
             issuer=TokenIssuer(
-                api.jwt_secret(), api.jwt_issuer, api.access_ttl_s, api.refresh_ttl_s
+                api.jwt_secret(),
+                api.jwt_issuer,
+                api.access_ttl_s,
+                api.refresh_ttl_s,
+                api.jwt_previous_secret(),
             ),
             limiter=RateLimiter(dict(api.rate_limits)),
             audit=AuditSink(pool, Path(api.spool_dir) / "audit.jsonl"),

@@ -1,9 +1,14 @@
 """JWT access and refresh tokens (HS256). Access tokens are short-lived and stateless;
 refresh tokens are single-use: each has a row, is rotated on use, and reusing a spent one
-revokes every refresh token of that user (a stolen token is then worthless)."""
+revokes every refresh token of that user (a stolen token is then worthless).
+
+The signing secret can be rotated without logging everyone out: tokens carry the key id
+(``kid``, a hash prefix of their secret) and the previous secret is still accepted for
+verification, never for signing."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,9 +34,24 @@ class Claims:
     expires_at: int
 
 
+def key_id(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
 class TokenIssuer:
-    def __init__(self, secret: str, issuer: str, access_ttl_s: int, refresh_ttl_s: int) -> None:
+    def __init__(
+        self,
+        secret: str,
+        issuer: str,
+        access_ttl_s: int,
+        refresh_ttl_s: int,
+        previous: str = "",
+    ) -> None:
         self._secret = secret
+        self._kid = key_id(secret)
+        self._verify_keys = {self._kid: secret}
+        if previous:
+            self._verify_keys[key_id(previous)] = previous
         self.issuer = issuer
         self.access_ttl_s = access_ttl_s
         self.refresh_ttl_s = refresh_ttl_s
@@ -53,14 +73,21 @@ class TokenIssuer:
             },
             self._secret,
             algorithm=ALGORITHM,
+            headers={"kid": self._kid},
         )
         return token, claims
 
     def verify(self, token: str, kind: str) -> Claims:
         try:
+            secret = self._verify_keys.get(str(jwt.get_unverified_header(token).get("kid")))
+        except jwt.PyJWTError:
+            raise TokenError("invalid token") from None
+        if secret is None:
+            raise TokenError("invalid token")
+        try:
             data = jwt.decode(
                 token,
-                self._secret,
+                secret,
                 algorithms=[ALGORITHM],  # never "none", never an asymmetric/symmetric mix-up
                 audience=AUDIENCE,
                 issuer=self.issuer,

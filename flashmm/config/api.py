@@ -39,6 +39,8 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     jwt_secret_env: str = "FLASHMM_API_JWT_SECRET"
+    # during a rotation: the previous secret, still accepted (never used to sign)
+    jwt_previous_secret_env: str = "FLASHMM_API_JWT_SECRET_PREVIOUS"
     jwt_issuer: str = "flashmm"
     access_ttl_s: int = Field(900, gt=0, le=86_400)
     refresh_ttl_s: int = Field(7 * 86_400, gt=0)
@@ -60,4 +62,14 @@ class ApiSettings(BaseModel):
         secret = os.environ.get(self.jwt_secret_env, "")
         if len(secret.encode()) < 32:
             raise ValueError(f"{self.jwt_secret_env} must hold a secret of at least 32 bytes")
+        return secret
+
+    def jwt_previous_secret(self) -> str:
+        """The secret before the last rotation ("" when none): its tokens stay valid until
+        they expire (at most ``refresh_ttl_s``), then it can be removed."""
+        secret = os.environ.get(self.jwt_previous_secret_env, "")
+        if secret and len(secret.encode()) < 32:
+            raise ValueError(
+                f"{self.jwt_previous_secret_env} must hold a secret of at least 32 bytes"
+            )
         return secret

@@ -10,6 +10,7 @@ import time
 import jwt
 
 from api.auth.roles import Role
+from api.auth.tokens import TokenError, TokenIssuer, key_id
 from tests.api.conftest import JWT_SECRET, PASSWORD, Harness
 
 
@@ -59,7 +60,9 @@ def _forge(claims: dict[str, object], secret: str = JWT_SECRET) -> str:
         "iat": int(time.time()),
         "exp": int(time.time()) + 60,
     }
-    return jwt.encode({**base, **claims}, secret, algorithm="HS256")
+    return jwt.encode(
+        {**base, **claims}, secret, algorithm="HS256", headers={"kid": key_id(secret)}
+    )
 
 
 async def _me(h: Harness, token: str) -> tuple[int, str]:
@@ -86,6 +89,33 @@ async def test_expired_tampered_and_foreign_tokens_are_refused(harness: Harness)
     assert (await _me(h, "not-a-token"))[0] == 401
     r = await h.http.get("/v1/auth/me")
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_the_signing_secret_rotates_without_logging_everyone_out() -> None:
+    old, new = "old-secret-" + "o" * 32, "new-secret-" + "n" * 32
+    before = TokenIssuer(old, "flashmm", 900, 3600)
+    token, _ = before.issue("alice", Role.VIEWER, "refresh")
+    during = TokenIssuer(new, "flashmm", 900, 3600, previous=old)
+    assert during.verify(token, "refresh").subject == "alice"  # still valid
+    fresh, _ = during.issue("alice", Role.VIEWER, "access")
+    assert jwt.get_unverified_header(fresh)["kid"] == key_id(new)  # signed with the new one
+    after = TokenIssuer(new, "flashmm", 900, 3600)  # the previous secret removed
+    try:
+        after.verify(token, "refresh")
+    except TokenError as e:
+        assert str(e) == "invalid token"
+    else:
+        raise AssertionError("a token of the removed secret was accepted")
+    # a token naming the current key id but signed with another secret
+    forged = jwt.encode(
+        {"sub": "x"}, "other-" + "x" * 32, algorithm="HS256", headers={"kid": key_id(new)}
+    )
+    try:
+        after.verify(forged, "access")
+    except TokenError:
+        pass
+    else:
+        raise AssertionError("forged token accepted")
 
 
 async def test_role_comes_from_the_store_not_the_token(harness: Harness) -> None:
