@@ -75,7 +75,9 @@ def run_api(settings: Settings, host: str | None, port: int | None) -> int:
         await task
 
     asyncio.run(serve())
-    return 0
+    from flashmm.cli.control import exit_now
+
+    exit_now(0)
 
 
 def _password(args: argparse.Namespace) -> str:

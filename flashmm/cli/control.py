@@ -5,10 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import sys
 from dataclasses import asdict
+from typing import NoReturn
 
 from flashmm.config import Settings
+
+
+def exit_now(code: int = 0) -> NoReturn:
+    """End the process without interpreter teardown, after flushing logs and output: the
+    Temporal client's Rust threads can crash CPython's finalizer with SIGABRT
+    (temporalio/sdk-python#300), which would turn a clean exit into a failure."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -123,7 +136,7 @@ def run_runbook(settings: Settings, args: argparse.Namespace) -> int:
         }
 
     print(json.dumps(asyncio.run(go()), default=str))
-    return 0
+    exit_now(0)
 
 
 def run_deploy_model(settings: Settings, args: argparse.Namespace) -> int:
@@ -149,7 +162,7 @@ def run_deploy_model(settings: Settings, args: argparse.Namespace) -> int:
 
     out = asyncio.run(go())
     print(json.dumps(out if isinstance(out, dict) else asdict(out), default=str))  # type: ignore[call-overload]
-    return 0
+    exit_now(0)
 
 
 def run_worker(
@@ -185,7 +198,7 @@ def run_worker(
         await run_workers(ws)
 
     asyncio.run(go())
-    return 0
+    exit_now(0)
 
 
 def run_market(settings: Settings, args: argparse.Namespace) -> int:
@@ -205,7 +218,7 @@ def run_market(settings: Settings, args: argparse.Namespace) -> int:
 
     out = asyncio.run(go())
     print(json.dumps(out if isinstance(out, dict) else asdict(out), default=str))  # type: ignore[call-overload]
-    return 0
+    exit_now(0)
 
 
 def run_estop(settings: Settings, args: argparse.Namespace) -> int:
@@ -222,4 +235,4 @@ def run_estop(settings: Settings, args: argparse.Namespace) -> int:
         return await h.result()
 
     print(json.dumps(asdict(asyncio.run(go())), default=str))  # type: ignore[call-overload]
-    return 0
+    exit_now(0)
