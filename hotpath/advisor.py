@@ -32,14 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flashmm.config.llm import LLMSettings
-from flashmm.ml.llm import (
-    FEATURE_SECTIONS,
-    AdvisoryError,
-    Assessment,
-    AzureRegimeClient,
-    RegimeClient,
-    utilisation_bucket,
-)
+from flashmm.ml.llm import AdvisoryError, Assessment, AzureRegimeClient, RegimeClient
+from flashmm.ml.llm_summary import FEATURE_SECTIONS, utilisation_bucket
 from flashmm.ml.schema import FEATURE_NAMES
 from hotpath.engine import Adjustment, MarketMaker
 

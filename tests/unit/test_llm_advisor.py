@@ -19,16 +19,9 @@ from pydantic import SecretStr, ValidationError
 
 from flashmm.config.llm import LLMSettings
 from flashmm.domain.instrument import SEI_USDC
-from flashmm.ml import llm
-from flashmm.ml.llm import (
-    MAX_REASON_CHARS,
-    SUMMARY_SCHEMA,
-    AdvisoryError,
-    Assessment,
-    encode_summary,
-    parse_assessment,
-    utilisation_bucket,
-)
+from flashmm.ml import llm, llm_summary
+from flashmm.ml.llm import MAX_REASON_CHARS, AdvisoryError, Assessment, parse_assessment
+from flashmm.ml.llm_summary import SUMMARY_SCHEMA, encode_summary, utilisation_bucket
 from hotpath.advisor import CallBudget, RegimeAdvisor, build_summary, start_advisor
 from hotpath.engine import Adjustment, MarketMaker
 from hotpath.quoting.params import QuoteParams
@@ -391,7 +384,7 @@ async def test_rate_limit_retry_after_pauses_the_advisor(azure: FakeAzure, key_e
 async def test_summary_holding_a_registered_secret_is_never_sent(
     azure: FakeAzure, key_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(llm, "known_secrets", lambda: ("SEI/USDC",))
+    monkeypatch.setattr(llm_summary, "known_secrets", lambda: ("SEI/USDC",))
     mm = maker()
     advisor = RegimeAdvisor(settings(azure), mm)
     await advisor.step()
