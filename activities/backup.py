@@ -30,12 +30,12 @@ from activities.backup_steps import (
 from activities.restore import RestoreActivities
 from flashmm.backup import manifest, models, pg, redisdump, retention
 from flashmm.backup.manifest import FileEntry, Manifest
-from flashmm.backup.redact import mask_url, redact
 from flashmm.backup.store import (
     MANIFEST,
     BackupCorruptError,
     check_id,
 )
+from flashmm.redact import mask_url, redact
 from flashmm.stores.pg.migrate import migrate
 from workflows.backup import (
     BackupFile,

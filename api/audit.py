@@ -16,25 +16,10 @@ from typing import Any
 
 import asyncpg
 
+from flashmm.redact import redact
 from flashmm.stores.pg import audit
 
 log = logging.getLogger(__name__)
-
-# request fields that are secrets or carry them: recorded as "[redacted]"
-SECRET_FIELDS = frozenset(
-    {"password", "new_password", "refresh_token", "access_token", "token", "secret", "api_key"}
-)
-
-
-def redact(params: Any) -> Any:
-    if isinstance(params, dict):
-        return {
-            k: "[redacted]" if str(k).lower() in SECRET_FIELDS else redact(v)
-            for k, v in params.items()
-        }
-    if isinstance(params, list):
-        return [redact(v) for v in params]
-    return params
 
 
 class AuditSink:

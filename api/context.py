@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.audit import AuditSink
 from api.auth.store import IdentityStore
@@ -68,8 +69,7 @@ class AppContext:
         )
 
     async def close(self) -> None:
-        if self._temporal is not None:
-            self._temporal = None
+        self._temporal = None  # the client has no close; its connection goes with it
         with contextlib.suppress(Exception):
             await self.redis.aclose()
         await self.pool.close()
@@ -105,8 +105,6 @@ class AppContext:
 
     async def temporal_call(self, coro: Any) -> Any:
         """Run one Temporal call with the API's timeout; 503 when it cannot be done."""
-        from temporalio.service import RPCError
-
         try:
             return await asyncio.wait_for(coro, self.settings.api.temporal_timeout_s)
         except TimeoutError:

@@ -10,6 +10,7 @@ import asyncpg
 
 from api.audit import AuditSink
 from api.auth.roles import Role
+from flashmm.redact import MASK
 from flashmm.stores.pg import audit
 from tests.api.conftest import PASSWORD, Harness, closed_port
 
@@ -42,7 +43,7 @@ async def test_mutating_calls_are_audited_with_the_request_id(harness: Harness) 
     assert rows[0]["request_id"] == "req-123"
     assert rows[2]["request_id"] == halt.headers["x-request-id"]
     params = [__import__("json").loads(x["params"]) for x in rows]
-    assert params[0] == {"username": "carol", "password": "[redacted]", "role": "trader"}
+    assert params[0] == {"username": "carol", "password": MASK, "role": "trader"}
     assert params[2] == {"reason": "drill"}
     async with h.ctx.pool.acquire() as conn:
         assert (await audit.verify(conn)).ok
@@ -84,7 +85,7 @@ async def test_entries_spool_while_postgres_is_down_and_move_in_order(
     assert await sink.record("user:b", "markets.halt", "SEI/USDC", {"token": "t"}, "ok", "r2") == (
         "spooled"
     )
-    assert spool.exists() and '"[redacted]"' in spool.read_text()
+    assert spool.exists() and f'"{MASK}"' in spool.read_text()
     assert await sink.drain() == 0  # still down: nothing moves, nothing is dropped
     sink.pool = h.ctx.pool  # PostgreSQL is back
     before = len(await h.audit_rows())

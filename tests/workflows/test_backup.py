@@ -22,7 +22,6 @@ from temporalio.worker import Replayer, Worker
 from flashmm.backup import manifest, pg, redisdump, retention
 from flashmm.backup.config import BackupSettings
 from flashmm.backup.manifest import FileEntry, Manifest
-from flashmm.backup.redact import MASK, redact
 from flashmm.backup.store import (
     BackupCorruptError,
     InvalidBackupIdError,
@@ -32,6 +31,7 @@ from flashmm.backup.store import (
     open_store,
 )
 from flashmm.config import load_settings
+from flashmm.redact import MASK, redact
 from workflows.backup import (
     Backup,
     BackupFile,

@@ -1,9 +1,11 @@
-"""The effective configuration with secrets left out, for a backup.
+"""Secrets left out of JSON-like values that get written down: the effective configuration
+in a backup, the parameters of an audit entry.
 
 Settings keep secrets out of files by design (they name environment variables), but a DSN
-or URL may still carry a password, and a future field might hold one: values of fields whose
-name looks secret are replaced, passwords in URLs are masked, and fields naming an
-environment variable (``*_env``) are kept, since they hold a name and not the secret.
+or URL may still carry a password, and a request or a future field might hold one: values
+of fields whose name looks secret are replaced, passwords in URLs are masked, and fields
+naming an environment variable (``*_env``) are kept, since they hold a name and not the
+secret.
 """
 
 from __future__ import annotations
