@@ -9,6 +9,7 @@ import aiohttp
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from flashmm.hotpath_client import send_command
 from workflows.types import HotpathCommand
 
 
@@ -26,6 +27,9 @@ class HotpathActivities:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token()}"}
+
+    def _token(self) -> str:
         token = os.environ.get(self.token_env, "")
         if not token:
             raise ApplicationError(
@@ -33,7 +37,7 @@ class HotpathActivities:
                 type="Misconfigured",
                 non_retryable=True,
             )
-        return {"Authorization": f"Bearer {token}"}
+        return token
 
     def _url(self, market: str) -> str:
         url = self.endpoints.get(market)
@@ -46,19 +50,21 @@ class HotpathActivities:
     @activity.defn(name="hotpath_command")
     async def command(self, cmd: HotpathCommand) -> dict[str, Any]:
         """Apply a command once (the command id makes retries safe); answers the state."""
-        body = {"command_id": cmd.command_id, "command": cmd.command, "args": cmd.args}
-        async with (
-            aiohttp.ClientSession(timeout=self.timeout) as s,
-            s.post(f"{self._url(cmd.market)}/v1/commands", json=body, headers=self._auth()) as r,
-        ):
-            data: dict[str, Any] = await r.json(content_type=None)
-            if r.status == 409:  # refused in this state: retrying cannot help
-                raise ApplicationError(
-                    data.get("error", "refused"), type="CommandRefused", non_retryable=True
-                )
-            if r.status != 200:
-                raise ApplicationError(f"hot path answered {r.status}: {data.get('error')}")
-            return data
+        status, data = await send_command(
+            self._url(cmd.market),
+            self._token(),
+            cmd.command_id,
+            cmd.command,
+            cmd.args,
+            self.timeout,
+        )
+        if status == 409:  # refused in this state: retrying cannot help
+            raise ApplicationError(
+                data.get("error", "refused"), type="CommandRefused", non_retryable=True
+            )
+        if status != 200:
+            raise ApplicationError(f"hot path answered {status}: {data.get('error')}")
+        return data
 
     @activity.defn(name="hotpath_status")
     async def status(self, market: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import asyncpg
 
 from api.context import AppContext
 from api.errors import ApiError
+from flashmm.hotpath_client import send_command
 from workers.client import start_emergency_stop
 from workflows.types import EmergencyStopInput
 
@@ -34,26 +35,18 @@ async def halt_hotpath(c: AppContext, market: str, reason: str, request_id: str)
         return {"halted": False, "detail": "no hot path endpoint configured on the API"}
     if not c.control_token:
         return {"halted": False, "detail": "control token not configured on the API"}
-    body = {
-        "command_id": f"api-estop/{request_id}/{market}",
-        "command": "halt",
-        "args": {"reason": reason[:200]},
-    }
     try:
-        async with (
-            aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=c.settings.api.hotpath_timeout_s)
-            ) as s,
-            s.post(
-                f"{url}/v1/commands",
-                json=body,
-                headers={"Authorization": f"Bearer {c.control_token}"},
-            ) as r,
-        ):
-            data = await r.json(content_type=None)
-            if r.status == 200:
-                return {"halted": True, "detail": "halted", "state": data.get("state", {})}
-            return {"halted": False, "detail": f"hot path answered {r.status}"}
+        status, data = await send_command(
+            url,
+            c.control_token,
+            f"api-estop/{request_id}/{market}",
+            "halt",
+            {"reason": reason[:200]},
+            aiohttp.ClientTimeout(total=c.settings.api.hotpath_timeout_s),
+        )
+        if status == 200:
+            return {"halted": True, "detail": "halted", "state": data.get("state", {})}
+        return {"halted": False, "detail": f"hot path answered {status}"}
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
         return {"halted": False, "detail": f"hot path unreachable: {type(e).__name__}"}
 
