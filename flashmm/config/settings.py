@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from flashmm.backup.config import BackupSettings
 from flashmm.config.api import ApiSettings
 from flashmm.config.control import ControlSettings
+from flashmm.config.deadman import DeadmanSettings
 from flashmm.config.llm import LLMSettings
 from flashmm.config.ml import MLSettings
 from flashmm.config.quoting import QuoteParams
@@ -215,6 +216,7 @@ class Settings(BaseSettings):
     ml: MLSettings = Field(default_factory=MLSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     control: ControlSettings = Field(default_factory=ControlSettings)
+    deadman: DeadmanSettings = Field(default_factory=DeadmanSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
