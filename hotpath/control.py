@@ -1,13 +1,17 @@
 """The hot path's local control API: loopback only, bearer-token auth, idempotent commands.
 
 ``POST /v1/commands`` with ``{"command_id", "command", "args"}`` applies a command once: a
-retried id gets the recorded answer, not a second application. ``GET /v1/status`` reports
-the state. The desired state (stopped / trading / halted), the parameters and the model are
-persisted after every change, so a restarted hot path comes back as it was last told — a
-halted market stays halted.
+retried id gets the recorded answer, not a second application. The id is bound to its command
+and arguments (a fingerprint is stored with the answer): the same id with another command or
+other arguments is refused (422), never answered with another command's result. A halt is
+always applied, whatever id it carries (halting a halted market is a no-op that answers
+"halted"). ``GET /v1/status`` reports the state. The desired state (stopped / trading /
+halted), the parameters and the model are persisted after every change, so a restarted hot
+path comes back as it was last told — a halted market stays halted.
 
 Commands: start, stop (cancel all, confirm none open), halt (emergency), resume,
-set_params (validated), load_model (path + version, hot swap), switch_key (key reference).
+set_params (inside the run-time bounds of ``flashmm.config.bounds``: the configured risk
+limits are ceilings), load_model (path + version, hot swap), switch_key (key reference).
 """
 
 from __future__ import annotations
@@ -18,60 +22,29 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from flashmm.config.bounds import RuntimeBounds
+from flashmm.inputs import InputError, check_text, parse_json
+from hotpath.control_state import (
+    Applied,
+    ControlState,
+    IdempotencyConflictError,
+    fingerprint,
+)
 from hotpath.loop import QuoteLoop
 
 log = logging.getLogger(__name__)
-STATES = ("stopped", "trading", "halted")
 _REMEMBER = 1000  # command ids kept for idempotency
 
 
 class CommandError(ValueError):
     """A command that cannot be applied in the current state or with these arguments."""
-
-
-@dataclass
-class ControlState:
-    state: str = "stopped"
-    reason: str = ""
-    quoting: dict[str, Any] = field(default_factory=dict)
-    risk: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, str] = field(default_factory=dict)
-    key_ref: str = ""
-    applied: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "reason": self.reason,
-            "quoting": self.quoting,
-            "risk": self.risk,
-            "model": self.model,
-            "key_ref": self.key_ref,
-            "applied": list(self.applied.items()),
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ControlState:
-        s = cls(
-            d.get("state", "stopped"),
-            d.get("reason", ""),
-            d.get("quoting", {}),
-            d.get("risk", {}),
-            d.get("model", {}),
-            d.get("key_ref", ""),
-        )
-        if s.state not in STATES:
-            raise ValueError(f"control state file has unknown state {s.state!r}")
-        s.applied = OrderedDict((k, v) for k, v in d.get("applied", []))
-        return s
 
 
 KeySwitcher = Callable[[str], Awaitable[str]]
@@ -85,6 +58,7 @@ class ControlServer:
         token: str,
         port: int = 0,
         key_switcher: KeySwitcher | None = None,
+        bounds: RuntimeBounds | None = None,
     ) -> None:
         if not token or len(token) < 16:
             raise ValueError("control token must be at least 16 characters")
@@ -94,6 +68,10 @@ class ControlServer:
         self._token = token
         self.port = port
         self.key_switcher = key_switcher
+        # what the engine was configured with: the risk limits are ceilings for run time
+        self.bounds = bounds or RuntimeBounds.build(loop.mm.params, loop.mm.risk.limits)
+        self.configured = (loop.mm.params, loop.mm.risk.limits)
+        self.ceiling_changes: dict[str, dict[str, Any]] = {}
         self.state = self._load()
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
@@ -111,17 +89,44 @@ class ControlServer:
         os.replace(tmp, self.state_file)
 
     def apply_persisted(self) -> None:
-        """At start-up: put the engine in the last state it was told (before quoting)."""
+        """At start-up: put the engine in the last state it was told (before quoting).
+
+        Persisted run-time changes are applied only inside today's bounds (a ceiling lowered
+        in the settings since wins); a change of the configured ceilings since the last start
+        is noted in ``ceiling_changes`` for the audit log."""
         s = self.state
-        if s.quoting:
-            self.mm.params = replace(self.mm.params, **_typed(self.mm.params, s.quoting))
-        if s.risk:
-            self.mm.risk.limits = replace(
-                self.mm.risk.limits, **_typed(self.mm.risk.limits, s.risk)
+        params, limits = self.configured
+        s.quoting, quoting = self._within("quoting", s.quoting)
+        s.risk, risk = self._within("risk", s.risk)
+        self.mm.params = replace(params, **quoting)
+        self.mm.risk.limits = replace(limits, **risk)
+        now = limits.as_dict()
+        if s.ceilings and s.ceilings != now:
+            self.ceiling_changes = {
+                k: {"old": s.ceilings.get(k), "new": v}
+                for k, v in now.items()
+                if s.ceilings.get(k) != v
+            }
+            log.warning(
+                "risk ceilings changed since the last start",
+                extra={"changes": self.ceiling_changes},
             )
+        s.ceilings = now
         self.mm.enabled = s.state == "trading"
         if s.state == "halted":
             self.mm.risk.halt(s.reason or "halted before restart")
+
+    def _within(self, section: str, saved: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the saved values still allowed, typed for the engine); the rest is dropped."""
+        kept: dict[str, Any] = {}
+        typed: dict[str, Any] = {}
+        for k, v in saved.items():
+            try:
+                typed.update(self.bounds.check(section, {k: v}))
+                kept[k] = v
+            except InputError as e:
+                log.warning("saved run-time change dropped: %s", e)
+        return kept, typed
 
     # --- HTTP ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -167,18 +172,24 @@ class ControlServer:
 
     async def _command(self, request: web.Request) -> web.Response:
         try:
-            body = await request.json()
-            cid = body["command_id"]
-            command = body["command"]
+            body = parse_json(await request.read(), "body", max_depth=8)
+            if not isinstance(body, dict):
+                raise InputError("body", "must be an object")
+            cid = check_text(body.get("command_id"), "command_id", 128)
+            command = check_text(body.get("command"), "command", 64)
             args = body.get("args") or {}
-            if not isinstance(cid, str) or not cid or len(cid) > 128:
-                raise ValueError("command_id must be a string of 1..128 characters")
+            if not cid or not cid.isprintable():
+                raise InputError("command_id", "must be 1..128 printable characters")
             if not isinstance(args, dict):
-                raise ValueError("args must be an object")
-        except (ValueError, KeyError, TypeError) as e:
+                raise InputError("args", "must be an object")
+        except InputError as e:
             return web.json_response({"error": f"bad request: {e}"}, status=400)
         try:
-            return web.json_response(await self.execute(cid, str(command), args))
+            return web.json_response(await self.execute(cid, command, args))
+        except IdempotencyConflictError as e:
+            return web.json_response(
+                {"command_id": cid[:64], "error": str(e), "conflict": True}, status=422
+            )
         except CommandError as e:
             return web.json_response(
                 {"command_id": cid, "error": str(e), "state": self.status()}, status=409
@@ -186,14 +197,25 @@ class ControlServer:
 
     # --- commands -----------------------------------------------------------------------
     async def execute(self, command_id: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Apply once per command id; a repeat returns the first answer."""
+        """Apply once per command id; a repeat of the same command and arguments returns the
+        first answer, the same id with anything else is an IdempotencyConflictError. A halt is
+        applied every time (it is idempotent itself)."""
         async with self._lock:
-            done = self.state.applied.get(command_id)
-            if done is not None:
-                return {**done, "replayed": True}
             handler = _COMMANDS.get(command)
             if handler is None:
                 raise CommandError(f"unknown command {command!r} (known: {sorted(_COMMANDS)})")
+            try:
+                fp = fingerprint(command, args)
+            except ValueError as e:  # NaN or infinity in the arguments
+                raise CommandError(f"invalid arguments: {e}") from None
+            done = self.state.applied.get(command_id)
+            if done is not None and done.conflicts(command, fp):
+                raise IdempotencyConflictError(
+                    f"command id already used for {done.command!r} with other arguments; "
+                    "use a new id for a new command"
+                )
+            if done is not None and command != "halt":
+                return {**done.answer, "replayed": True}
             detail = await handler(self, args)
             answer = {
                 "command_id": command_id,
@@ -203,11 +225,12 @@ class ControlServer:
                 "state": self.status(),
                 "at": time.time(),
             }
-            self.state.applied[command_id] = answer
+            self.state.applied[command_id] = Applied(command, fp, answer)
+            self.state.applied.move_to_end(command_id)
             while len(self.state.applied) > _REMEMBER:
                 self.state.applied.popitem(last=False)
             self._save()
-            return {**answer, "replayed": False}
+            return {**answer, "replayed": done is not None}
 
     async def _start(self, args: dict[str, Any]) -> str:
         if self.state.state == "halted":
@@ -269,19 +292,34 @@ class ControlServer:
         return {**snapshot, "rearmed": rearmed, "state_after": risk.state.value}
 
     async def _set_params(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Move parameters inside their run-time bounds; answers old and new values."""
         q = args.get("quoting") or {}
         r = args.get("risk") or {}
         if not isinstance(q, dict) or not isinstance(r, dict) or not (q or r):
             raise CommandError("set_params needs {'quoting': {...}} and/or {'risk': {...}}")
         try:
-            params = replace(self.mm.params, **_typed(self.mm.params, q))
-            limits = replace(self.mm.risk.limits, **_typed(self.mm.risk.limits, r))
-        except (TypeError, ValueError) as e:
+            params = replace(self.mm.params, **self.bounds.check("quoting", q))
+            limits = replace(self.mm.risk.limits, **self.bounds.check("risk", r))
+        except InputError as e:
             raise CommandError(f"invalid parameters: {e}") from None
+        except (TypeError, ValueError) as e:  # bounds hold, the combination does not
+            raise CommandError(f"invalid parameters: {e}") from None
+        old_q, old_r = self.mm.params.as_dict(), self.mm.risk.limits.as_dict()
+        new_q, new_r = params.as_dict(), limits.as_dict()
+        changes = {
+            f"{section}.{k}": {"old": old[k], "new": new[k]}
+            for section, names, old, new in (
+                ("quoting", q, old_q, new_q),
+                ("risk", r, old_r, new_r),
+            )
+            for k in names
+            if old[k] != new[k]
+        }
         self.mm.params, self.mm.risk.limits = params, limits
         self.state.quoting.update(q)
         self.state.risk.update(r)
-        return {"quoting": params.as_dict(), "risk": limits.as_dict()}
+        log.warning("run-time parameters changed", extra={"changes": changes})
+        return {"quoting": new_q, "risk": new_r, "changes": changes}
 
     async def _load_model(self, args: dict[str, Any]) -> dict[str, str]:
         path = args.get("path")
@@ -378,22 +416,3 @@ def _signal_status(signal: Any) -> dict[str, Any]:
         st["shadow_agreement"] = sum(live == sh for _, live, sh in shadow_log) / len(shadow_log)
         st["shadow_samples"] = len(shadow_log)
     return st
-
-
-def _typed(obj: Any, values: dict[str, Any]) -> dict[str, Any]:
-    """Coerce JSON values to the types of ``obj``'s fields; unknown names are errors."""
-    import dataclasses
-    import enum
-
-    fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    out: dict[str, Any] = {}
-    for k, v in values.items():
-        if k not in fields:
-            raise ValueError(f"unknown parameter {k!r}")
-        cur = fields[k]
-        out[k] = (
-            type(cur)(v)
-            if isinstance(cur, enum.Enum | int | float) and not isinstance(cur, bool)
-            else v
-        )
-    return out

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from flashmm.backup.config import BackupSettings
 from flashmm.config.api import ApiSettings
+from flashmm.config.bounds import RuntimeBounds
 from flashmm.config.control import ControlSettings
 from flashmm.config.deadman import DeadmanSettings
 from flashmm.config.llm import LLMSettings
@@ -113,6 +114,18 @@ class HotPathSettings(BaseModel):
     keystore_dir: str = ".run/keystore"
     quoting: dict[str, Any] = Field(default_factory=dict)
     risk: dict[str, Any] = Field(default_factory=dict)
+    # how far a run-time change may move a parameter: {"quoting"|"risk": {name: [lo, hi]}}
+    # narrowing the defaults of flashmm/config/bounds.py; the risk limits above are ceilings
+    bounds: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> HotPathSettings:
+        RuntimeBounds.build(
+            _build(QuoteParams, self.quoting, "quoting"),
+            _build(RiskLimits, self.risk, "risk"),
+            self.bounds,
+        )
+        return self
 
     @field_validator("quoting")
     @classmethod
@@ -269,6 +282,10 @@ class Settings(BaseSettings):
     def risk_limits(self) -> RiskLimits:
         limits: RiskLimits = _build(RiskLimits, self.hotpath.risk, "risk")
         return limits
+
+    def runtime_bounds(self) -> RuntimeBounds:
+        """How far run-time changes may move each parameter (the risk limits are ceilings)."""
+        return RuntimeBounds.build(self.quote_params(), self.risk_limits(), self.hotpath.bounds)
 
 
 class _YamlSource(PydanticBaseSettingsSource):

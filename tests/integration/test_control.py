@@ -13,7 +13,8 @@ import aiohttp
 from flashmm.domain.instrument import SEI_USDC
 from flashmm.sim.inprocess import InProcessVenue
 from flashmm.sim.params import MarketParams
-from hotpath.control import ControlServer, ControlState
+from hotpath.control import ControlServer
+from hotpath.control_state import ControlState
 from hotpath.engine import MarketMaker
 from hotpath.loop import LoopConfig, QuoteLoop
 from hotpath.quoting.params import QuoteParams
@@ -77,9 +78,9 @@ async def test_halt_cancels_everything_and_survives_a_restart(tmp_path: Path) ->
         await wait_for(lambda: not venue.core.open_orders(), 1.0)
         await asyncio.sleep(0.3)
         assert not venue.core.open_orders()  # and nothing new while halted
-        # the same command id again: the recorded answer, applied once
+        # the same halt again: applied again (a no-op on a halted market), never skipped
         status, again = await command(url, "c-1", "halt", reason="operator test")
-        assert status == 200 and again["replayed"] and again["at"] == body["at"]
+        assert status == 200 and again["replayed"] and again["detail"] == "halted"
         status, refused = await command(url, "c-2", "start")
         assert status == 409 and "resume" in refused["error"]
     # a new process on the same state file comes back halted, before any quote
@@ -124,7 +125,13 @@ async def test_set_params_is_validated_and_applied(tmp_path: Path) -> None:
         assert status == 200
         assert control.mm.params.gamma == 0.3
         assert control.mm.risk.limits.max_position_notional == 500.0
-        for bad in ({"quoting": {"gamma": -1}}, {"quoting": {"nope": 1}}, {"risk": {}}):
+        bads: list[dict[str, Any]] = [
+            {"quoting": {"gamma": -1}},
+            {"quoting": {"nope": 1}},
+            {"risk": {}},
+            {"quoting": {"min_half_spread_ticks": 30, "max_half_spread_ticks": 20}},
+        ]
+        for bad in bads:
             status, body = await command(url, f"p-bad-{len(str(bad))}", "set_params", **bad)
             assert status == 409, body
         assert control.mm.params.gamma == 0.3  # unchanged by the refused commands
