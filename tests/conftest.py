@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -52,3 +54,46 @@ def redis_url(services: dict[str, str]) -> str:
     url = services["redis"].rsplit("/", 1)[0] + f"/{db}"
     redis.Redis.from_url(url).flushdb()
     return url
+
+
+@dataclass(frozen=True)
+class PgRoles:
+    """A migrated database with its own two roles (names unique to the test)."""
+
+    admin_dsn: str  # the superuser's: what a test uses to act as the owner (SET ROLE)
+    app_dsn: str  # the application role's: what the services connect with
+    owner: str
+    app: str
+
+
+@pytest.fixture
+def pg_roles(pg_dsn: str) -> Iterator[PgRoles]:
+    """``pg_dsn`` migrated as ``flashmm db migrate`` does it, with an owner role and an
+    application role of this test's own; both are dropped afterwards."""
+    import asyncpg
+
+    from flashmm.stores.pg.migrate import migrate
+    from flashmm.stores.pg.roles import DbRoles, ident, with_user
+
+    name = pg_dsn.rsplit("/", 1)[1]
+    roles = DbRoles(f"{name}_owner", f"{name}_app", app_password=secrets.token_urlsafe(16))
+    asyncio.run(migrate(pg_dsn, roles=roles))
+
+    async def drop() -> None:
+        both = f"{ident(roles.owner)}, {ident(roles.app)}"
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(f"DROP OWNED BY {both} CASCADE")
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(pg_dsn.rsplit("/", 1)[0] + "/postgres")
+        try:
+            await conn.execute(f"DROP ROLE IF EXISTS {both}")
+        finally:
+            await conn.close()
+
+    try:
+        app_dsn = with_user(pg_dsn, roles.app, roles.app_password)
+        yield PgRoles(pg_dsn, app_dsn, roles.owner, roles.app)
+    finally:
+        asyncio.run(drop())

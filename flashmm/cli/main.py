@@ -106,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
 
     au = sub.add_parser("audit", help="audit log operations")
     ausub = au.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    ausub.add_parser("verify", help="check the audit log's hash chain")
+    av = ausub.add_parser("verify", help="check the audit log's hash chain and its anchors")
+    av.add_argument("--no-anchor", action="store_true", help="check the hash chain only")
+    av.add_argument("--require-anchor", action="store_true", help="fail when Redis holds no anchor")
 
     rp = sub.add_parser(
         "report",
@@ -234,7 +236,7 @@ def _cmd_db(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from flashmm.cli.ops import audit_verify
 
-    return audit_verify(load_settings(args.config))
+    return audit_verify(load_settings(args.config), not args.no_anchor, args.require_anchor)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
