@@ -12,6 +12,14 @@ from temporalio.exceptions import ApplicationError
 from flashmm.hotpath_client import send_command
 from workflows.types import HotpathCommand
 
+# status → error type; each is final (the same command again gets the same answer)
+_REFUSALS = {
+    400: "BadCommand",  # malformed, or text/numbers outside the input policy
+    401: "Misconfigured",  # the worker's control token is not the hot path's
+    409: "CommandRefused",  # not in this state, or parameters outside their bounds
+    422: "IdempotencyConflict",  # the id was used for another command or other arguments
+}
+
 
 class HotpathActivities:
     """``endpoints`` maps a market to its control API base URL on this host."""
@@ -58,9 +66,10 @@ class HotpathActivities:
             cmd.args,
             self.timeout,
         )
-        if status == 409:  # refused in this state: retrying cannot help
+        refused = _REFUSALS.get(status)
+        if refused is not None:  # the hot path said no: retrying the same command cannot help
             raise ApplicationError(
-                data.get("error", "refused"), type="CommandRefused", non_retryable=True
+                str(data.get("error", "refused"))[:500], type=refused, non_retryable=True
             )
         if status != 200:
             raise ApplicationError(f"hot path answered {status}: {data.get('error')}")

@@ -63,6 +63,9 @@ class EmergencyStopInput:
     actor: str = "operator"
     flatten: bool = False
     loss_budget_usdc: float = 0.0
+    # unique per request (the API's or the CLI's own id): a stop that joins a running one for
+    # the same markets is told apart from the one that started it, and carried out too
+    request_id: str = ""
 
 
 @dataclass
@@ -77,11 +80,25 @@ class MarketStopResult:
 
 
 @dataclass
+class JoinedStop:
+    """A stop that arrived while this one ran (same markets): carried out after it."""
+
+    request_id: str
+    actor: str
+    reason: str
+    flatten: bool
+    markets: list[MarketStopResult]
+    notified: bool
+    audit_hash: str
+
+
+@dataclass
 class EmergencyStopResult:
     reason: str
     markets: list[MarketStopResult]
     notified: bool
     audit_hash: str
+    joined: list[JoinedStop] = field(default_factory=list)
 
 
 @dataclass

@@ -154,7 +154,9 @@ async def test_unreachable_hot_path_still_cancels_on_the_venue(
     assert w.persisted == [("SEI/USDC", "emergency stop: hot path crashed")]
 
 
-async def test_two_starts_at_once_join_one_run(dev_env: WorkflowEnvironment) -> None:
+async def test_two_starts_at_once_share_one_run_and_both_are_carried_out(
+    dev_env: WorkflowEnvironment,
+) -> None:
     w = World({"SEI/USDC": 1})
     ws = workers(dev_env, w)
     for x in ws:
@@ -171,4 +173,128 @@ async def test_two_starts_at_once_join_one_run(dev_env: WorkflowEnvironment) -> 
             await x.__aexit__(None, None, None)
     assert a.result_run_id == b.result_run_id
     assert ra == rb
-    assert len(w.audits) == 1 and len(w.notices) == 1
+    # each request is its own stop: halted, recorded and audited (the second is a no-op on
+    # the venue), never dropped because another one was running
+    assert len(ra.joined) == 1 and ra.joined[0].reason == "double click"
+    assert len(w.audits) == 2 and len({a.request_id for a in w.audits}) == 2
+    assert len(w.halts) == 2 and len({h.command_id for h in w.halts}) == 2
+    assert len({n.dedup_key for n in w.notices}) == 2
+
+
+class SlowWorld(World):
+    """The venue cancel takes a while (so a second stop arrives while the first runs), and
+    the hot path reports a position for flattening."""
+
+    def __init__(self) -> None:
+        super().__init__({"SEI/USDC": 2})
+        self.cancel_started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.flattened: list[VenueRequest] = []
+
+    @activity.defn(name="venue_cancel_all")
+    async def cancel_all(self, req: VenueRequest) -> dict[str, int]:
+        self.cancel_calls += 1
+        self.cancel_started.set()
+        await self.release.wait()
+        n, self.open[req.market] = self.open.get(req.market, 0), 0
+        return {"cancelled": n, "open": 0}
+
+    @activity.defn(name="hotpath_status")
+    async def hotpath_status(self, market: str) -> dict[str, Any]:
+        return {"position_lots": 7}
+
+    @activity.defn(name="venue_flatten")
+    async def flatten(self, req: VenueRequest) -> dict[str, Any]:
+        self.flattened.append(req)
+        return {"filled_lots": req.position_lots}
+
+    def control_activities(self) -> list[Any]:
+        return [self.cancel_all, self.balances, self.persist_halt, self.notify, self.audit]
+
+
+async def test_a_joined_stop_asking_to_flatten_is_honoured(dev_env: WorkflowEnvironment) -> None:
+    w = SlowWorld()
+    ws = [
+        Worker(
+            dev_env.client,
+            task_queue=CONTROL_QUEUE,
+            workflows=[EmergencyStop],
+            activities=[*w.control_activities(), w.flatten],
+        ),
+        Worker(
+            dev_env.client,
+            task_queue=host_queue("SEI/USDC"),
+            activities=[w.command, w.hotpath_status],
+        ),
+    ]
+    for x in ws:
+        await x.__aenter__()
+    try:
+        first = await start_emergency_stop(
+            dev_env.client, EmergencyStopInput(["SEI/USDC"], "incident", "alice")
+        )
+        await asyncio.wait_for(w.cancel_started.wait(), 20)
+        second = await start_emergency_stop(
+            dev_env.client,
+            EmergencyStopInput(
+                ["SEI/USDC"], "incident: flatten too", "bob", flatten=True, loss_budget_usdc=25.0
+            ),
+        )
+        assert second.id == first.id  # joined the running stop
+        w.release.set()
+        res = await first.result()
+    finally:
+        for x in ws:
+            await x.__aexit__(None, None, None)
+    assert not res.markets[0].flattened  # the first asked for no flattening
+    assert [j.actor for j in res.joined] == ["bob"] and res.joined[0].flatten
+    assert res.joined[0].markets[0].flattened == {"filled_lots": 7}
+    assert len(w.flattened) == 1 and w.flattened[0].loss_budget_usdc == 25.0
+    assert [a.actor for a in w.audits] == ["alice", "bob"]
+
+
+async def test_a_second_stop_after_the_first_ended_halts_again_with_new_ids(
+    time_env: WorkflowEnvironment,
+) -> None:
+    w = World({"SEI/USDC": 1})
+    ws = workers(time_env, w)
+    for x in ws:
+        await x.__aenter__()
+    try:
+        runs = []
+        for reason in ("first", "second"):
+            h = await start_emergency_stop(
+                time_env.client, EmergencyStopInput(["SEI/USDC"], reason)
+            )
+            await h.result()
+            runs.append(h.result_run_id)
+    finally:
+        for x in ws:
+            await x.__aexit__(None, None, None)
+    assert runs[0] != runs[1]
+    ids = [h.command_id for h in w.halts]
+    assert len(ids) == 2 and ids[0] != ids[1]
+    assert all(run in cid for run, cid in zip(runs, ids, strict=True))
+    assert all(run in n.dedup_key for run, n in zip(runs, w.notices, strict=True))
+    assert all(run in a.request_id for run, a in zip(runs, w.audits, strict=True))
+    assert w.halts[1].args["reason"] == "emergency stop: second"
+
+
+async def test_a_nul_in_the_reason_costs_neither_the_halt_nor_the_record(
+    time_env: WorkflowEnvironment,
+) -> None:
+    w = World({"SEI/USDC": 1})
+    ws = workers(time_env, w)
+    for x in ws:
+        await x.__aenter__()
+    try:
+        h = await start_emergency_stop(
+            time_env.client, EmergencyStopInput(["SEI/USDC"], "bad\x00reason")
+        )
+        res = await h.result()
+    finally:
+        for x in ws:
+            await x.__aexit__(None, None, None)
+    assert res.markets[0].hotpath_halted
+    assert "\x00" not in w.halts[0].args["reason"] and "\\u0000" in w.halts[0].args["reason"]
+    assert w.persisted == [("SEI/USDC", "emergency stop: bad\\u0000reason")]
