@@ -102,6 +102,7 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
         loop.add_signal_handler(sig, stop.set)
     if settings.stores.enabled:
         await asyncio.to_thread(_ensure_stores, settings)
+        env.update(await _app_role_env(settings))  # the services connect as the app role
     node_metrics = _free_port()
     node = await _spawn(
         "localnet",
@@ -223,6 +224,18 @@ def _ensure_stores(settings: Settings) -> None:
                 f"flashmm demo: local stores unavailable ({e}); trading without them",
                 file=sys.stderr,
             )
+
+
+async def _app_role_env(settings: Settings) -> dict[str, str]:
+    """Migrate as the owner; the services get the application role's DSN (not the owner's)."""
+    from flashmm.stores.pg.migrate import migrate_for_services
+
+    try:
+        dsn = await asyncio.wait_for(migrate_for_services(settings.stores), 30)
+    except Exception as e:  # stores unavailable: the services run without them
+        print(f"flashmm demo: database roles not set up ({type(e).__name__})", file=sys.stderr)
+        return {}
+    return {"FLASHMM_STORES__POSTGRES_DSN": dsn}
 
 
 def _trader_address(settings: Settings, symbol: str) -> str:

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from flashmm.stores.pg.roles import DbRoles, RoleError, grant, prepare
+from flashmm.stores.pg.roles import DbRoles, RoleError, grant, prepare, with_user
+
+if TYPE_CHECKING:
+    from flashmm.config.stores import StoreSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -127,3 +132,18 @@ async def _apply(conn: asyncpg.Connection, migrations: list[Migration]) -> list[
             )
         done.append(f"{m.version:04d}_{m.name}")
     return done
+
+
+async def migrate_for_services(st: StoreSettings) -> str:
+    """``flashmm db migrate`` for a process that starts the services itself (the demo):
+    migrate as the owner with both roles, and return the application role's DSN. Its
+    password is the configured one, else a fresh random one; either is registered so that
+    no log line shows it."""
+    from flashmm.logs import register_secret
+
+    roles = DbRoles.from_settings(st)
+    if not roles.app_password:
+        roles = replace(roles, app_password=secrets.token_urlsafe(24))
+    register_secret(roles.app_password)
+    await migrate(st.migrate_dsn(), roles=roles)
+    return with_user(st.postgres_dsn, roles.app, roles.app_password)
