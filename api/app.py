@@ -18,6 +18,7 @@ from api.estop import PendingStops
 from api.middleware import Pipeline
 from api.routes import auth, control, estop, health, ops, stream, trading
 from flashmm.config import Settings
+from flashmm.stores.pg.anchor import anchor_loop
 
 DESCRIPTION = """Operate FlashMM: markets, positions, orders, fills, PnL, risk, models, keys,
 backups, runbooks and the emergency stop. Authenticate with a JWT from `/v1/auth/login`
@@ -35,6 +36,9 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         tasks = [
             asyncio.create_task(PendingStops(c).run()),
             asyncio.create_task(_drain_audit(c)),
+            asyncio.create_task(
+                anchor_loop(c.pool, c.redis, settings.stores.audit_anchor_interval_s)
+            ),
         ]
         try:
             yield
