@@ -38,7 +38,8 @@ class MLActivities:
                     non_retryable=True,
                 )
             return inp.artifact_path
-        wid = activity.info().workflow_id or "deploy"
+        info = activity.info()  # per run: a redeploy under the same id trains afresh
+        wid = f"{info.workflow_id or 'deploy'}-{info.workflow_run_id or ''}"
         out = self.models_dir / "".join(c if c.isalnum() or c in "-_" else "_" for c in wid)
         if (out / "card.json").exists():
             return str(out)

@@ -49,6 +49,7 @@ def gate_failures(inp: DeployModelInput, v: dict[str, Any]) -> list[str]:
 class DeployModel:
     def __init__(self) -> None:
         self.phase = "starting"
+        self._commands = 0  # numbers each hot-path command of this run: ids never repeat
 
     @workflow.query
     def current_phase(self) -> str:
@@ -57,10 +58,11 @@ class DeployModel:
     async def _hot(
         self, inp: DeployModelInput, command: str, args: dict[str, Any]
     ) -> dict[str, Any]:
-        wid = workflow.info().workflow_id
+        self._commands += 1
+        tag = f"{_run_tag()}/{self._commands}/{command}"
         result: dict[str, Any] = await workflow.execute_activity(
             "hotpath_command",
-            HotpathCommand(inp.market, f"{wid}/{command}", command, args),
+            HotpathCommand(inp.market, tag, command, args),
             task_queue=host_queue(inp.market),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RETRY,
@@ -80,7 +82,7 @@ class DeployModel:
 
     @workflow.run
     async def run(self, inp: DeployModelInput) -> DeployModelResult:
-        wid = workflow.info().workflow_id
+        wid = _run_tag()  # a redeploy under the same workflow id is a new deployment
         self.phase = "candidate"
         path: str = await workflow.execute_activity(
             "ml_candidate",
@@ -166,3 +168,8 @@ class DeployModel:
         )
         self.phase = "done"
         return DeployModelResult(inp.market, path, version, outcome, reasons, validation, live)
+
+
+def _run_tag() -> str:
+    info = workflow.info()
+    return f"{info.workflow_id}/{info.run_id}"

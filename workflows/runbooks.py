@@ -52,6 +52,7 @@ class Runbook:
         self.steps = [RunbookStep(s) for s in PLANS[inp.runbook]]
         self.approved: Decision | None = None
         self.aborted: Decision | None = None
+        self._commands = 0
 
     @workflow.query
     def progress(self) -> list[RunbookStep]:
@@ -82,12 +83,12 @@ class Runbook:
             raise ValueError("the runbook has finished")
 
     async def _hot(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
-        wid = workflow.info().workflow_id
+        info = workflow.info()
+        self._commands += 1  # ids never repeat: not within this run, not across runs
+        cid = f"{info.workflow_id}/{info.run_id}/{self._commands}/{command}"
         out: dict[str, Any] = await workflow.execute_activity(
             "hotpath_command",
-            HotpathCommand(
-                self.inp.market, f"{wid}/{command}", command, {"reason": self.inp.reason, **args}
-            ),
+            HotpathCommand(self.inp.market, cid, command, {"reason": self.inp.reason, **args}),
             task_queue=host_queue(self.inp.market),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
@@ -194,7 +195,7 @@ class Runbook:
                 inp.market,
                 {"reason": inp.reason},
                 outcome,
-                workflow.info().workflow_id,
+                f"{workflow.info().workflow_id}/{workflow.info().run_id}",
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
