@@ -1,5 +1,10 @@
 """Route dependencies: the caller's identity (JWT or API key), their permission for the
-action, and their rate limit. ``Depends(require(Permission.X, "write"))`` on every route."""
+action, and their rate limit. ``Depends(require(Permission.X, "write"))`` on every route.
+
+Failed credential checks are counted per client address (``auth_failures``): once that
+budget is spent, a credential that would need a database lookup (an API key not in the
+cache) is refused with 429 before the lookup, and a failed check answers 429, not 401.
+A valid token or a cached key still gets in from that address."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from api.auth.roles import Permission, allowed
 from api.auth.store import Principal
@@ -25,24 +31,49 @@ def ctx(request: Request) -> AppContext:
     return c
 
 
-async def authenticate(c: AppContext, token: str | None, key: str | None) -> Principal:
-    """The principal for a bearer token or an API key; 401 otherwise."""
+def client_address(conn: HTTPConnection) -> str:
+    """The peer address (no proxy headers are trusted: ``proxy_headers`` is off)."""
+    return conn.client.host if conn.client else "unknown"
+
+
+def _too_many(what: str, wait: float) -> ApiError:
+    return ApiError(429, f"too many {what} from this address", {"Retry-After": retry_after(wait)})
+
+
+def _failed(c: AppContext, address: str | None, message: str) -> ApiError:
+    """401 for a failed check, or 429 once the address has no failures left."""
+    if address is not None:
+        wait = c.limiter.take("auth_failures", address)
+        if wait > 0:
+            return _too_many("failed authentications", wait)
+    return ApiError(401, message, _CHALLENGE)
+
+
+async def authenticate(
+    c: AppContext, token: str | None, key: str | None, address: str | None = None
+) -> Principal:
+    """The principal for a bearer token or an API key; 401 otherwise (429 once ``address``
+    has spent its failure budget; ``None``: not counted)."""
+    if not key and token and token.startswith("fmm_"):  # an API key sent as a bearer token
+        key, token = token, None
     if key:
+        if address is not None and not c.identities.key_cached(key):
+            wait = c.limiter.wait("auth_failures", address)
+            if wait > 0:  # no database round trip for a flood of made-up keys
+                raise _too_many("failed authentications", wait)
         p = await c.identities.check_key(key)
         if p is None:
-            raise ApiError(401, "invalid or revoked API key", _CHALLENGE)
+            raise _failed(c, address, "invalid or revoked API key")
         return p
     if not token:
         raise ApiError(401, "authentication required", _CHALLENGE)
-    if token.startswith("fmm_"):  # an API key sent as a bearer token
-        return await authenticate(c, None, token)
     try:
         claims = c.issuer.verify(token, "access")
     except TokenError as e:
-        raise ApiError(401, str(e), _CHALLENGE) from None
+        raise _failed(c, address, str(e)) from None
     user = await c.identities.active_user(claims.subject)
     if user is None:
-        raise ApiError(401, "user disabled or unknown", _CHALLENGE)
+        raise _failed(c, address, "user disabled or unknown")
     return user
 
 
@@ -59,7 +90,9 @@ def require(permission: Permission, cls: str = "read") -> Callable[..., Awaitabl
         key: str | None = Depends(api_key),
     ) -> Principal:
         c = ctx(request)
-        principal = await authenticate(c, credentials.credentials if credentials else None, key)
+        principal = await authenticate(
+            c, credentials.credentials if credentials else None, key, client_address(request)
+        )
         request.state.principal = principal
         limit(c, cls, principal.actor)
         if not allowed(principal.role, permission):

@@ -1,7 +1,11 @@
 """Token-bucket rate limiting per (identity, endpoint class), in memory.
 
 Each API replica limits on its own (N replicas allow N times the rate); that keeps the
-emergency stop free of any shared store. Buckets idle long enough to be full are dropped."""
+emergency stop free of any shared store. Buckets idle long enough to be full are dropped.
+
+``take`` spends a token on every request; ``wait`` only looks (a failure budget is checked
+before the work and ``take``-n only when the work failed) and ``forget`` refills a bucket
+(a successful login clears that user's failures from that address)."""
 
 from __future__ import annotations
 
@@ -40,6 +44,19 @@ class RateLimiter:
             b.tokens -= 1.0
             return 0.0
         return (1.0 - b.tokens) / limit.rate
+
+    def wait(self, cls: str, identity: str, now: float | None = None) -> float:
+        """Seconds until a token is available (0.0: one is), taking none."""
+        b = self._buckets.get((cls, identity))
+        if b is None:
+            return 0.0
+        limit = self.limits[cls]
+        now = time.monotonic() if now is None else now
+        tokens = min(float(limit.burst), b.tokens + (now - b.at) * limit.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / limit.rate
+
+    def forget(self, cls: str, identity: str) -> None:
+        self._buckets.pop((cls, identity), None)
 
     def _sweep(self, now: float) -> None:
         for key, b in list(self._buckets.items()):

@@ -1,4 +1,9 @@
-"""Log in, refresh, log out, who am I; users and API keys (admin)."""
+"""Log in, refresh, log out, who am I; users and API keys (admin).
+
+Login is throttled per client address (every attempt: each costs a password hash) and per
+(user name, client address) for failures, never per user name alone: wrong passwords sent
+from one address cannot lock the user out from another. Refresh and logout have their own
+bucket per address, apart from logins."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.auth.roles import GRANTS, Permission
 from api.auth.store import Principal
 from api.auth.tokens import TokenError
-from api.deps import ctx, limit, require
+from api.deps import client_address, ctx, limit, require
 from api.errors import COMMON, ApiError
 from api.models import (
     ApiKeyCreated,
@@ -20,6 +25,7 @@ from api.models import (
     User,
     UserCreate,
 )
+from api.ratelimit import retry_after
 
 router = APIRouter(prefix="/v1", responses=COMMON)
 READ = require(Permission.READ)
@@ -38,12 +44,20 @@ async def _pair(request: Request, p: Principal) -> TokenPair:
 async def login(body: LoginRequest, request: Request) -> TokenPair:
     c = ctx(request)
     request.state.claimed = f"login:{body.username}"
-    client = request.client.host if request.client else "unknown"
-    limit(c, "login", f"addr:{client}")
-    limit(c, "login", f"user:{body.username}")
+    address = client_address(request)
+    pair = f"{address} {body.username}"  # an address has no space in it
+    wait = c.limiter.wait("login_failures", pair)
+    if wait > 0:  # checked before the password: guessing one account stays slow
+        raise ApiError(
+            429, "too many failed logins for this user from this address",
+            {"Retry-After": retry_after(wait)},
+        )  # fmt: skip
+    limit(c, "login", f"addr:{address}")
     p = await c.identities.check_password(body.username, body.password)
     if p is None:
+        c.limiter.take("login_failures", pair)
         raise ApiError(401, "invalid username or password")
+    c.limiter.forget("login_failures", pair)
     request.state.principal = p
     return await _pair(request, p)
 
@@ -51,8 +65,7 @@ async def login(body: LoginRequest, request: Request) -> TokenPair:
 @router.post("/auth/refresh", response_model=TokenPair, tags=["auth"], name="auth.refresh")
 async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
     c = ctx(request)
-    client = request.client.host if request.client else "unknown"
-    limit(c, "login", f"addr:{client}")
+    limit(c, "refresh", f"addr:{client_address(request)}")
     try:
         claims = c.issuer.verify(body.refresh_token, "refresh")
     except TokenError as e:
@@ -73,6 +86,7 @@ async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
 @router.post("/auth/logout", status_code=204, tags=["auth"], name="auth.logout")
 async def logout(body: RefreshRequest, request: Request) -> Response:
     c = ctx(request)
+    limit(c, "refresh", f"addr:{client_address(request)}")
     try:
         claims = c.issuer.verify(body.refresh_token, "refresh")
     except TokenError as e:

@@ -21,7 +21,10 @@ class RateLimit(BaseModel):
 
 
 class RateLimits(BaseModel):
-    """Per identity (user or API key; client address before login) and endpoint class."""
+    """Token buckets (docs/api.md, "Limits"). ``read``, ``write`` and ``estop`` are per
+    identity (user or API key) and class, so a token's reads never spend its emergency stops.
+    The others are keyed by client address, never by user name alone: an attacker elsewhere
+    cannot lock a user out."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -29,8 +32,32 @@ class RateLimits(BaseModel):
     write: RateLimit = RateLimit(rate=5.0, burst=20)
     # the emergency stop is idempotent and must not be starved by other writes
     estop: RateLimit = RateLimit(rate=2.0, burst=10)
-    # per client address and per user name: guessing passwords stays slow
-    login: RateLimit = RateLimit(rate=0.1, burst=5)
+    # login attempts per client address (each costs a password hash): spraying stays slow
+    login: RateLimit = RateLimit(rate=0.2, burst=10)
+    # failed logins per (user name, client address): guessing one password stays slow
+    login_failures: RateLimit = RateLimit(rate=0.1, burst=5)
+    # POST /v1/auth/refresh per client address, apart from logins
+    refresh: RateLimit = RateLimit(rate=1.0, burst=30)
+    # failed API-key or token checks per client address; once spent, a request with a
+    # credential is refused (429) before any lookup
+    auth_failures: RateLimit = RateLimit(rate=1.0, burst=20)
+
+
+class Admission(BaseModel):
+    """Read admission control: at most ``max_reads`` GET requests under ``/v1/`` run at once
+    and up to ``queue`` more wait, each at most ``queue_timeout_s``; the rest get 503 with
+    ``Retry-After`` at once. Writes and the emergency stop never wait here, and with reads
+    below the database pool size (10) they always find a connection. While a request to one
+    of ``priority_paths`` is in progress no new read starts, for at most ``pause_s``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_reads: int = Field(6, gt=0)
+    queue: int = Field(32, ge=0)
+    queue_timeout_s: float = Field(0.5, ge=0)
+    retry_after_s: int = Field(1, gt=0)
+    priority_paths: list[str] = Field(default_factory=lambda: ["/v1/emergency-stop"])
+    pause_s: float = Field(1.0, ge=0)
 
 
 class ApiSettings(BaseModel):
@@ -51,6 +78,7 @@ class ApiSettings(BaseModel):
     temporal_timeout_s: float = Field(3.0, gt=0)
     hotpath_timeout_s: float = Field(1.0, gt=0)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    admission: Admission = Field(default_factory=Admission)
     ws_queue: int = Field(256, gt=0)  # events buffered per WebSocket client before it is dropped
     ws_send_timeout_s: float = Field(2.0, gt=0)
     ws_auth_timeout_s: float = Field(5.0, gt=0)
