@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
+from api.admission import ReadAdmission
 from api.context import AppContext
 from api.estop import PendingStops
 from api.middleware import Pipeline
@@ -78,6 +79,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         c: AppContext = app.state.ctx
         return await c.audit.record(*args)
 
+    app.add_middleware(ReadAdmission, limits=api.admission)  # inside the pipeline
     app.add_middleware(
         Pipeline, max_body=api.max_body_bytes, timeout_s=api.request_timeout_s, audit=audit
     )
