@@ -1,7 +1,11 @@
-"""One error body for every failure: ``{"error": {"code", "message", "request_id"}}``.
+"""One error body for every failure: ``{"error": {"code", "message", "request_id",
+"fields"?}}``; ``fields`` (on a 422) names each refused value: ``{"loc": [...], "msg": ...}``.
 
 Messages are written for the caller and never carry internals (a 500 says only that it
-failed and which request id to quote)."""
+failed and which request id to quote). What a caller sent is never echoed back whole: a
+message or a field location is cut to a bounded length and NUL or lone surrogates in it are
+escaped (``flashmm.inputs.short``). An ``InputError`` (the input policy, flashmm/inputs.py)
+raised anywhere in a route is a 422 naming the field."""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from flashmm.inputs import InputError, short
+
 log = logging.getLogger(__name__)
+MAX_MESSAGE = 300  # characters of a message; a longer one is cut with a note
 
 _CODES = {
     400: "bad_request",
@@ -69,7 +76,7 @@ def error_response(
 ) -> JSONResponse:
     detail: dict[str, Any] = {
         "code": _CODES.get(status, "error"),
-        "message": message,
+        "message": short(message, MAX_MESSAGE),
         "request_id": request_id,
     }
     if fields is not None:
@@ -96,10 +103,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-            for e in exc.errors()
+            {
+                "loc": [short(str(p)) for p in e.get("loc", ())],
+                "msg": short(str(e.get("msg", "")), MAX_MESSAGE),
+            }
+            for e in exc.errors()[:20]
         ]
         return error_response(request_id(request), 422, "the request is not valid", None, fields)
+
+    @app.exception_handler(InputError)
+    async def _refused(request: Request, exc: InputError) -> JSONResponse:
+        request.state.input_refused = True  # audited like any refused input
+        request.state.outcome = f"refused: {exc}"
+        rid = request_id(request)
+        return error_response(rid, 422, "the request is not valid", None, [exc.field()])
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -5,14 +5,15 @@ Settings keep secrets out of files by design (they name environment variables), 
 or URL may still carry a password, and a request or a future field might hold one: values
 of fields whose name looks secret are replaced, passwords in URLs are masked, and fields
 naming an environment variable (``*_env``) are kept, since they hold a name and not the
-secret.
+secret. A raw query string (an audit entry's ``_query``) gets the same treatment through
+``redact_query``.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 MASK = "***"
 _SECRET_NAME = re.compile(
@@ -57,3 +58,16 @@ def redact(value: Any, name: str = "") -> Any:
     if isinstance(value, str):
         return mask_url(value)
     return value
+
+
+def redact_query(query: str) -> str:
+    """A raw query string (``a=1&token=x``) with the values of secret-looking parameters
+    masked, by the same names as body fields and URL query values."""
+    out = []
+    for part in query.split("&"):
+        name, eq, _ = part.partition("=")
+        plain = unquote_plus(name)
+        if eq and (secret_name(plain) or _SECRET_QUERY.search(plain)):
+            part = f"{name}={MASK}"
+        out.append(part)
+    return "&".join(out)

@@ -1,17 +1,22 @@
-"""Liveness, readiness (each dependency's status) and Prometheus metrics. No auth: they
-carry no trading data and orchestrators call them."""
+"""Liveness, readiness (each dependency's status, and the audit spool's) and Prometheus
+metrics. No auth: they carry no trading data and orchestrators call them.
+
+``/ready`` is ``degraded`` when an optional dependency is down or the audit spool is stuck
+(its oldest entry older than the sink's ``stuck_after_s`` while entries wait), and
+``not_ready`` when PostgreSQL is."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict
 from typing import Any
 
 import aiohttp
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import ctx
 
@@ -29,9 +34,17 @@ class Dependency(BaseModel):
     latency_ms: float
 
 
+class AuditSpool(BaseModel):
+    depth: int = Field(description="audit entries waiting in the spool for PostgreSQL")
+    oldest_age_s: float | None = Field(description="age of the oldest spooled entry")
+    quarantined: int = Field(description="entries PostgreSQL refused for good, set aside")
+    stuck: bool = Field(description="the spool has not drained for too long")
+
+
 class Ready(BaseModel):
     status: str  # ready | degraded | not_ready
     dependencies: dict[str, Dependency]
+    audit: AuditSpool
 
 
 @router.get("/health", response_model=Health, name="health")
@@ -89,13 +102,21 @@ async def ready(request: Request) -> JSONResponse:
     checks.append(_check("temporal", False, temporal()))
     checks += [_check(f"hotpath:{m}", False, _hotpath(u)) for m, u in sorted(c.hotpaths.items())]
     deps = dict(await asyncio.gather(*checks))
+    spool = await c.audit.stats()
+    deps["audit_spool"] = Dependency(
+        ok=not spool.stuck,
+        required=False,
+        detail=f"{spool.depth} waiting, {spool.quarantined} quarantined"
+        + (f", oldest {spool.oldest_age_s:.0f}s: not draining" if spool.stuck else ""),
+        latency_ms=0.0,
+    )
     if not all(d.ok for d in deps.values() if d.required):
         status, code = "not_ready", 503
     elif all(d.ok for d in deps.values()):
         status, code = "ready", 200
     else:
         status, code = "degraded", 200
-    body = Ready(status=status, dependencies=deps)
+    body = Ready(status=status, dependencies=deps, audit=AuditSpool(**asdict(spool)))
     return JSONResponse(body.model_dump(), status_code=code)
 
 

@@ -16,7 +16,9 @@ from api.auth.store import Principal
 from api.deps import ctx, require
 from api.errors import COMMON, ApiError, request_id
 from api.models import NAME, Page, Strict, WorkflowRef
-from api.rows import decode_cursor, encode_cursor, row
+from api.routes.trading import cursor_position
+from api.rows import encode_cursor, row
+from flashmm.inputs import INT64_MAX, short
 from workflows.backup_types import BackupInput, RestoreInput
 from workflows.rotate_key_types import RotateKeyInput
 from workflows.types import RUNBOOKS, Decision, DeployModelInput, RunbookInput
@@ -208,7 +210,7 @@ async def restore_backup(
         body.expected_checksum,
     )
     if found != "complete":
-        raise ApiError(404, f"no complete backup {backup_id!r} with that checksum")
+        raise ApiError(404, f"no complete backup {short(backup_id)!r} with that checksum")
     inp = RestoreInput(backup_id, p.actor, body.reason, body.expected_checksum)
     wid = "restore"  # one restore at a time, platform-wide
     return await temporal.start(c, "Restore", inp, wid, p, request_id(request))
@@ -268,7 +270,7 @@ async def _decide(
 ) -> dict[str, Any]:
     c = ctx(request)
     if not workflow_id.startswith("api-runbook-"):
-        raise ApiError(404, f"no runbook {workflow_id!r} started through the API")
+        raise ApiError(404, f"no runbook {short(workflow_id)!r} started through the API")
     result = await temporal.update(c, workflow_id, what, Decision(body.step, p.actor, body.reason))
     return {"workflow_id": workflow_id, "result": result}
 
@@ -312,8 +314,7 @@ async def list_workflows(
     args: list[Any] = []
     where = ""
     if cursor:
-        ts, key = decode_cursor(cursor)
-        args = [ts, key]
+        args = cursor_position(cursor)
         where = "WHERE (created_at, workflow_id) < ($1, $2)"
     rows = await c.pool.fetch(
         f"SELECT workflow_id, workflow_type, started_by, request_id, created_at "
@@ -343,7 +344,7 @@ async def get_workflow(
         workflow_id,
     )
     if known is None:
-        raise ApiError(404, f"no workflow {workflow_id!r} started through the API")
+        raise ApiError(404, f"no workflow {short(workflow_id)!r} started through the API")
     out = await temporal.describe(c, workflow_id)
     out.update(started_by=known["started_by"], request_id=known["request_id"])
     return out
@@ -355,7 +356,7 @@ async def audit_log(
     actor: str | None = Query(None, max_length=200),
     action: str | None = Query(None, max_length=200),
     limit: int = Query(100, ge=1, le=1000),
-    before_id: int | None = Query(None, ge=1),
+    before_id: int | None = Query(None, ge=1, le=INT64_MAX),
     _: Principal = Depends(AUDIT),  # noqa: B008
 ) -> Page:
     rows = await ctx(request).pool.fetch(

@@ -21,6 +21,7 @@ from api.auth.roles import Permission, allowed
 from api.auth.store import Principal
 from api.context import AppContext
 from api.errors import ApiError
+from flashmm.inputs import short
 
 router = APIRouter()
 SLOW = 4008
@@ -57,6 +58,9 @@ async def _auth(ws: WebSocket, c: AppContext) -> Principal | None:
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    """Close with a reason cut to what a close frame carries (123 bytes), never an echo of
+    a whole client value."""
+    reason = short(reason, 100).encode("utf-8")[:120].decode("utf-8", "ignore")
     with contextlib.suppress(Exception):
         await ws.close(code, reason)
 

@@ -22,6 +22,7 @@ from api.deps import ctx, require
 from api.errors import COMMON, ApiError
 from api.models import Page
 from api.rows import decode_cursor, encode_cursor, jsonable, row
+from flashmm.inputs import check_datetime, check_text
 
 router = APIRouter(prefix="/v1", responses=COMMON, tags=["trading"])
 READ = require(Permission.READ)
@@ -176,10 +177,10 @@ async def fills(
     c = ctx(request)
     where, args = _filters(c, market, cursor, "ts", "fill_id")
     if since is not None:
-        args.append(since)
+        args.append(check_datetime(since, ("query", "since")))
         where.append(f"ts >= ${len(args)}")
     if until is not None:
-        args.append(until)
+        args.append(check_datetime(until, ("query", "until")))
         where.append(f"ts < ${len(args)}")
     rows = await c.pool.fetch(
         "SELECT fill_id, client_id, market, side, price, quantity, fee, liquidity, ts "
@@ -242,10 +243,16 @@ def _filters(
         args.append(c.market(market))
         where.append(f"market = ${len(args)}")
     if cursor:
-        ts, key = decode_cursor(cursor)
-        args += [ts, key]
+        args += cursor_position(cursor)
         where.append(f"({ts_col}, {key_col}) < (${len(args) - 1}, ${len(args)})")
     return where, args
+
+
+def cursor_position(cursor: str) -> list[Any]:
+    """A cursor's (time, key) under the input policy: a forged one holding NUL or a time
+    PostgreSQL cannot take is a 422, not a 500."""
+    ts, key = decode_cursor(cursor)
+    return [check_datetime(ts, ("query", "cursor")), check_text(key, ("query", "cursor"), 512)]
 
 
 def _where(where: list[str]) -> str:
