@@ -112,15 +112,17 @@ async def _run(cmd: list[str], env: dict[str, str]) -> str:
 
 
 async def dump(dsn: str, out: Path, bin_dir: str | None = None) -> dict[str, object]:
-    """``pg_dump -Fc`` of the database into ``out``; returns the row count of each table and
-    the server version, counted in the snapshot pg_dump uses (exported from a repeatable-read
-    transaction held open while it runs), so the counts match the dump exactly."""
+    """``pg_dump -Fc`` of the database into ``out``; returns the row count of each table,
+    the server version and the audit chain's head, all read in the snapshot pg_dump uses
+    (exported from a repeatable-read transaction held open while it runs), so they match
+    the dump exactly."""
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
             counts = await _counts(conn)
             version = await conn.fetchval("SHOW server_version")
+            head = await _audit_head(conn)
             url, env = libpq_args(dsn)
             await _run(
                 [
@@ -135,7 +137,16 @@ async def dump(dsn: str, out: Path, bin_dir: str | None = None) -> dict[str, obj
             )
     finally:
         await conn.close()
-    return {"tables": counts, "server_version": str(version)}
+    return {"tables": counts, "server_version": str(version), "audit_head": head}
+
+
+async def _audit_head(conn: asyncpg.Connection) -> dict[str, object] | None:
+    """The audit chain's last entry in the dumped snapshot: an anchor kept with the backup
+    (docs/deployment.md#the-audit-anchor)."""
+    if await conn.fetchval("SELECT to_regclass('public.audit_log')") is None:
+        return None
+    row = await conn.fetchrow("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+    return None if row is None else {"id": int(row["id"]), "hash": str(row["hash"])}
 
 
 async def restore(dsn: str, dump_file: Path, bin_dir: str | None = None) -> None:

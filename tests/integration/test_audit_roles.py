@@ -405,3 +405,19 @@ async def test_small_rows_are_stored_as_they_are(pg_roles: PgRoles) -> None:
     finally:
         await conn.close()
     assert json.loads(row["p"]) == {"reason": "é"} and row["outcome"] == "ok"
+
+
+async def test_backup_as_the_app_role_records_the_audit_head(
+    pg_roles: PgRoles, tmp_path: Path
+) -> None:
+    from flashmm.backup import pg
+
+    conn = await asyncpg.connect(pg_roles.app_dsn)
+    try:
+        await _append(conn, 3)
+        last = await conn.fetchrow("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+    finally:
+        await conn.close()
+    meta = await pg.dump(pg_roles.app_dsn, tmp_path / "pg.dump")
+    assert meta["audit_head"] == {"id": last["id"], "hash": last["hash"]}
+    assert (tmp_path / "pg.dump").stat().st_size > 0
