@@ -3,7 +3,14 @@
 Cycles run every ``1/quote_hz`` seconds and at once when the book moves through a live
 quote. A feed that goes quiet for ``stale_after_s`` makes the risk gate pull every quote;
 a sequence gap makes the book resync from a snapshot before quoting again. Reconciliation
-against the venue's open orders runs every ``reconcile_every_s``.
+against the venue's open orders runs every ``reconcile_every_s``, and once before the first
+quote: orders a previous run of this market left resting (a crash, a kill) are adopted and
+cancelled by that first cycle's diff, never quoted next to.
+
+Every turn of the loop records its time (``last_cycle_at``): the heartbeat and ``/healthz``
+carry it, and the dead-man's switch declares a hot path dead when it is too old. With
+``stall_halt_s`` set, a loop that finds it went longer than that without turning (it was
+stuck, so the switch may have fired) halts the market before doing anything else.
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ class LoopConfig:
     # after the venue confirms no open orders, keep reading events this long: fills from the
     # last blocks may still be on their way over the feed, which can lag the REST view
     shutdown_drain_s: float = 1.0
+    # a gap between turns of the loop longer than this halts the market (0: off); the loop
+    # turns at least every ``idle_turn_s`` so a slow quote rate is not a gap
+    stall_halt_s: float = 0.0
+    idle_turn_s: float = 0.25
 
 
 class QuoteLoop:
@@ -71,6 +82,32 @@ class QuoteLoop:
         self.batches_sent = 0
         self.reconcile_orphans = 0
         self.venue_errors = 0
+        self.last_cycle_mono = 0.0  # time.monotonic() of the last turn (0: not yet)
+        self.last_cycle_at = 0.0  # time.time() of the same turn
+        self.turns = 0
+        self.orphans_at_start: int | None = None  # adopted before the first quote
+        self.stopping = False
+
+    def beat(self) -> None:
+        """Record a turn of the loop (what the heartbeat and the liveness probe carry)."""
+        self.last_cycle_mono = time.monotonic()
+        self.last_cycle_at = time.time()
+        self.turns += 1
+
+    async def _check_stall(self) -> None:
+        """Halt when the loop went longer than ``stall_halt_s`` without turning."""
+        limit = self.cfg.stall_halt_s
+        if not limit or not self.last_cycle_mono:
+            return
+        gap = time.monotonic() - self.last_cycle_mono
+        if gap > limit and self.mm.risk.state.value != "halted":
+            reason = f"dead-man: no quote cycle for {gap:.1f}s (limit {limit:g}s)"
+            log.error("%s; halting", reason)
+            try:
+                await self.halt(reason)
+            except Exception:  # halted all the same; the cycles send the cancels again
+                self.venue_errors += 1
+                log.warning("cancels after a stall failed; retrying", exc_info=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Quote until ``stop`` is set, then cancel everything and wait for confirmation."""
@@ -107,11 +144,13 @@ class QuoteLoop:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         next_reconcile = loop.time() + self.cfg.reconcile_every_s
+        idle = self.cfg.idle_turn_s if self.cfg.stall_halt_s else period
         while not stop.is_set():
-            timeout = max(0.0, next_at - loop.time())
+            timeout = min(idle, max(0.0, next_at - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
+            await self._check_stall()
             reactive, self._reactive = self._reactive, False
             now = loop.time()
             if now >= next_at:
@@ -120,12 +159,15 @@ class QuoteLoop:
                     next_at = now + period
                 reactive = False
             elif not reactive:
+                self.beat()
                 continue
             try:
                 await self._step(reactive, now >= next_reconcile)
             except Exception:  # the venue is down or misbehaving: keep the loop alive
                 self.venue_errors += 1
                 log.warning("venue call failed; retrying next cycle", exc_info=True)
+            await self._check_stall()  # a cycle that itself took too long is a stall
+            self.beat()
             if now >= next_reconcile:
                 next_reconcile = now + self.cfg.reconcile_every_s
 
@@ -133,6 +175,8 @@ class QuoteLoop:
         """One cycle: resync the book if needed, quote, and now and then reconcile."""
         if not self.feed.ready:
             await self._resync()
+        if self.orphans_at_start is None:
+            await self._adopt_orphans()
         t0 = time.perf_counter_ns()
         mm = self.mm
         sampled = mm.last_sample
@@ -149,6 +193,16 @@ class QuoteLoop:
         if reconcile:
             orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
             self.reconcile_orphans += len(orphans)
+
+    async def _adopt_orphans(self) -> None:
+        """Before the first quote: take over what rests at the venue under our key (a
+        previous run's orders), so this cycle's diff cancels them. A venue that cannot be
+        read raises, and no quote goes out until it can."""
+        orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
+        self.orphans_at_start = len(orphans)
+        self.reconcile_orphans += len(orphans)
+        if orphans:
+            log.warning("adopted %d resting order(s) of a previous run; cancelling", len(orphans))
 
     def _record_book(self, rec: SessionWriter, before: int, ev: BookDelta) -> None:
         """Only what the live book really applied, so a replay rebuilds the same book."""
@@ -288,19 +342,29 @@ class QuoteLoop:
         else:
             raise TypeError(f"unexpected venue event {type(ev).__name__}")
 
+    async def _drain(self) -> None:
+        end = time.monotonic() + self.cfg.shutdown_drain_s
+        while (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(0.1, left))
+            self.beat()
+
     async def _shutdown(self) -> None:
-        """Cancel every live order and wait (bounded) until the venue shows none of ours."""
+        """Cancel every live order and wait (bounded) until the venue shows none of ours.
+        The loop keeps beating meanwhile: a shutdown is not a death."""
+        self.stopping = True
+        self.beat()
         await self._send(self.mm.pull_quotes(time.monotonic_ns()))
         deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+            self.beat()
             try:
                 still_open = await self.venue.open_orders()
             except Exception:  # venue unreachable: keep trying until the deadline
                 log.warning("venue unreachable while confirming cancels", exc_info=True)
                 continue
             if not still_open:
-                await asyncio.sleep(self.cfg.shutdown_drain_s)
+                await self._drain()
                 # the venue is the truth: nothing of ours rests there any more
                 self.mm.om.reconcile([], time.monotonic_ns(), pending_timeout_s=0.0)
                 return

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import time
 from typing import Any
 
 from flashmm.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def run_hotpath(
@@ -42,7 +45,7 @@ async def _run(
     from flashmm.venue.factory import make_venue
     from hotpath.engine import MarketMaker
     from hotpath.loop import LoopConfig, QuoteLoop
-    from hotpath.status import status_line
+    from hotpath.status import last_cycle, status_line
 
     m = settings.market(symbol)
     inst = m.instrument()
@@ -62,23 +65,43 @@ async def _run(
     if halted is not None:
         mm.risk.halt(halted)  # a halted market stays halted across restarts
     sinks.start()
+    dm = settings.deadman
+    deadman = dm.enabled and settings.stores.enabled  # the switch needs Redis and PostgreSQL
     ql = QuoteLoop(
         mm,
         venue,
         LoopConfig(
-            quote_hz=settings.hotpath.quote_hz, snapshot_every_s=settings.stores.snapshot_interval_s
+            quote_hz=settings.hotpath.quote_hz,
+            snapshot_every_s=settings.stores.snapshot_interval_s,
+            stall_halt_s=dm.timeout_s if deadman else 0.0,
+            idle_turn_s=dm.heartbeat_interval_s,
         ),
         sinks=sinks,
     )
+    started = time.monotonic()
     if metrics_port:
-        from prometheus_client import REGISTRY, start_http_server
+        from prometheus_client import REGISTRY
 
         from flashmm.telemetry import mark_uptime
+        from hotpath.heartbeat import health
         from hotpath.metrics import HotPathCollector
+        from hotpath.status import serve_metrics
 
         REGISTRY.register(HotPathCollector(lambda: [mm]))
         mark_uptime("hotpath")
-        start_http_server(metrics_port, addr=metrics_host or settings.hotpath.metrics_host)
+        serve_metrics(
+            metrics_port,
+            metrics_host or settings.hotpath.metrics_host,
+            lambda: health(ql, dm.timeout_s, started),
+        )
+    heartbeat = None
+    if deadman:
+        from hotpath.heartbeat import Heartbeat
+
+        heartbeat = Heartbeat(
+            ql, symbol, settings.stores.redis_url, dm.heartbeat_interval_s, dm.timeout_s
+        )
+        heartbeat.start()
     control = await _control(settings, symbol, ql, venue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -97,6 +120,8 @@ async def _run(
             st["open_orders"] = len(mm.om.live)
             st["elapsed_s"] = time.monotonic() - t0
             st["venue_batches"] = ql.batches_sent
+            st.update(last_cycle(ql.last_cycle_at, ql.last_cycle_mono))
+            st["orphans_at_start"] = ql.orphans_at_start
             st["stores"] = {
                 "postgres": bool(sinks.pg and sinks.pg.up),
                 "backlog": sinks.pg.backlog if sinks.pg else 0,
@@ -111,6 +136,8 @@ async def _run(
         if advisor is not None:
             await advisor.stop()
         await task
+        if heartbeat is not None:  # orders left at the venue: the watcher takes over
+            await heartbeat.stop(retire=not mm.om.live)
         if control is not None:
             await control.stop()
         await venue.close()
@@ -155,7 +182,8 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
     import os
     from pathlib import Path
 
-    from hotpath.control import ControlServer, ControlState
+    from hotpath.control import ControlServer
+    from hotpath.control_state import ControlState
 
     hp = settings.hotpath
     safe = "".join(ch if ch.isalnum() else "_" for ch in symbol)
@@ -184,6 +212,7 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
         token,
         hp.control_port,
         key_switcher=switch_key if hasattr(venue, "switch_wallet") else None,
+        bounds=settings.runtime_bounds(),
     )
     if not state_file.exists():
         control.state = ControlState(state=hp.start_state)
@@ -191,6 +220,8 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
         # PostgreSQL says this market was halted: the control state follows, durably
         control.state = ControlState(state="halted", reason=ql.mm.risk.halt_reason)
     control.apply_persisted()
+    if control.ceiling_changes:
+        await _audit_ceilings(settings, symbol, control.ceiling_changes)
     await control.start()
     print(
         json.dumps(
@@ -204,6 +235,33 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
         flush=True,
     )
     return control
+
+
+async def _audit_ceilings(settings: Settings, symbol: str, changes: dict[str, Any]) -> None:
+    """The configured risk ceilings differ from the last start: into the audit log (best
+    effort: the warning log line is already written; trading never waits on PostgreSQL)."""
+    import asyncpg
+
+    from flashmm.stores.pg import audit
+
+    if not settings.stores.enabled:
+        return
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(settings.stores.postgres_dsn), 3.0)
+        try:
+            await audit.append(
+                conn,
+                "settings",
+                "risk_ceilings_changed",
+                symbol,
+                changes,
+                "applied at start-up",
+                f"startup/{symbol}/{time.time_ns()}",
+            )
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError, TimeoutError) as e:
+        log.warning("risk ceiling change not audited: %s", type(e).__name__)
 
 
 def resolve_key(settings: Settings, ref: str, symbol: str) -> Any:
