@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
-from flashmm.inputs import InputError, check_text, loads_json, parse_json
+from flashmm.inputs import InputError, check_text, loads_json, parse_json, text_problem
 from flashmm.redact import redact_query
 
 log = logging.getLogger(__name__)
@@ -272,18 +272,19 @@ def _find(routes: Any, path: str, method: str) -> tuple[str | None, dict[str, An
 
 def _check_url(scope: Scope) -> None:
     """The path and query string under the input policy (raises ``InputError``)."""
-    for name, value in _matched(scope)[1].items():
-        if isinstance(value, str):
-            check_text(value, ("path", name))
     raw = scope.get("raw_path")
+    path = scope.get("path", "")
     if isinstance(raw, bytes):
         try:  # some clients put the query in raw_path
             path = unquote_to_bytes(raw.split(b"?", 1)[0]).decode("utf-8")
         except UnicodeDecodeError:
             raise InputError("path", "must be valid UTF-8") from None
-        check_text(path, "path")
-    else:
-        check_text(scope.get("path", ""), "path")
+    problem = text_problem(path)
+    if problem is not None:  # name the path parameter when a route has one there
+        for name, value in _matched(scope)[1].items():
+            if isinstance(value, str):
+                check_text(value, ("path", name))
+        raise InputError("path", problem)
     query = scope.get("query_string", b"")
     if len(query) > MAX_QUERY:
         raise InputError("query", f"must be at most {MAX_QUERY} bytes")
