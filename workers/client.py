@@ -6,10 +6,11 @@ import dataclasses
 import os
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
 
 from flashmm.temporal.codec import EncryptionCodec
+from workflows.deadman import DeadmanInput, DeadmanResult, deadman_id
 from workflows.types import (
     CONTROL_QUEUE,
     EmergencyStopInput,
@@ -62,4 +63,25 @@ async def start_emergency_stop(
         result_type=EmergencyStopResult,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
+    return handle
+
+
+async def start_deadman(client: Client, inp: DeadmanInput) -> WorkflowHandle[object, DeadmanResult]:
+    """One run per incident: a second start for the same incident (a restarted watcher)
+    joins the running one, or finds the finished one and starts nothing."""
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    wf_id = deadman_id(inp.market, inp.incarnation, inp.last_cycle_at)
+    try:
+        handle: WorkflowHandle[object, DeadmanResult] = await client.start_workflow(
+            "DeadmanSwitch",
+            inp,
+            id=wf_id,
+            task_queue=CONTROL_QUEUE,
+            result_type=DeadmanResult,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(wf_id, result_type=DeadmanResult)
     return handle

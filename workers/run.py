@@ -1,5 +1,8 @@
 """Worker entry points (``flashmm worker control`` / ``flashmm worker host``), with a
-graceful shutdown on SIGTERM/SIGINT: in-flight activities finish, nothing new starts."""
+graceful shutdown on SIGTERM/SIGINT: in-flight activities finish, nothing new starts.
+
+Each market's host worker also runs that market's dead-man's switch watcher
+(``workers/deadman.py``) when the switch is on (``deadman.enabled`` and the stores)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ from activities.ml import MLActivities
 from activities.records import RecordActivities
 from activities.venue import VenueActivities
 from flashmm.config import Settings
+from workers.deadman import DeadmanPlugin, DeadmanWatcher, temporal_fire
 from workflows.backup import Backup, Restore
+from workflows.deadman import DeadmanSwitch
 from workflows.deploy_model import DeployModel
 from workflows.estop import EmergencyStop
 from workflows.lifecycle import TradingLifecycle
@@ -35,6 +40,7 @@ WORKFLOWS: Sequence[type] = (
     Backup,
     Restore,
     RotateSigningKey,
+    DeadmanSwitch,
 )
 
 
@@ -66,12 +72,32 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
 
 
 def host_workers(client: Client, settings: Settings) -> list[Worker]:
-    """One worker per market hosted here, on that market's pinned queue."""
+    """One worker per market hosted here, on that market's pinned queue, each with the
+    market's dead-man's switch watcher when the switch is on."""
     acts = HotpathActivities(settings.control.hotpaths, settings.hotpath.control_token_env)
     return [
-        Worker(client, task_queue=host_queue(m), activities=[acts.command, acts.status])
+        Worker(
+            client,
+            task_queue=host_queue(m),
+            activities=[acts.command, acts.status],
+            plugins=deadman_plugins(client, settings, m),
+        )
         for m in settings.control.hotpaths
     ]
+
+
+def deadman_plugins(client: Client, settings: Settings, market: str) -> list[DeadmanPlugin]:
+    dm = settings.deadman
+    if not (dm.enabled and settings.stores.enabled):
+        return []
+    watcher = DeadmanWatcher(
+        market,
+        settings.stores.redis_url,
+        temporal_fire(client),
+        timeout_s=dm.timeout_s,
+        poll_interval_s=dm.poll_interval_s,
+    )
+    return [DeadmanPlugin(watcher)]
 
 
 async def run_workers(workers: list[Worker]) -> None:
