@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from prometheus_client import Counter, Gauge
 
+from flashmm import telemetry
 from flashmm.inputs import short, storable_json
 from flashmm.redact import redact
 from flashmm.stores.pg import audit
@@ -41,14 +41,9 @@ MAX_FIELD_CHARS = 256  # actor, action, target, request id
 _SPOOLED_AT = "_spooled_at"
 _FIELDS = ("actor", "action", "target", "params", "outcome", "request_id")
 
-QUARANTINED = Counter(
-    "flashmm_api_audit_quarantined_total",
-    "Audit entries PostgreSQL refused for good (bad data), moved aside to the quarantine file",
-)
-SPOOL_DEPTH = Gauge("flashmm_api_audit_spool_entries", "Audit entries waiting in the spool")
-SPOOL_AGE = Gauge(
-    "flashmm_api_audit_spool_oldest_age_seconds", "Age of the oldest audit entry in the spool"
-)
+QUARANTINED = telemetry.AUDIT_QUARANTINED
+SPOOL_DEPTH = telemetry.AUDIT_SPOOL_ENTRIES
+SPOOL_AGE = telemetry.AUDIT_SPOOL_AGE
 
 
 def permanent(e: BaseException) -> bool:

@@ -25,6 +25,14 @@ WRITER_BACKLOG = Gauge(
 STORE_UP = Gauge("flashmm_store_up", "1 if the store answered its last write", ["store"])
 UPTIME = Gauge("flashmm_uptime_seconds", "Seconds since this process started", ["process"])
 DROPPED = Counter("flashmm_store_dropped", "Records dropped by a lossy store queue", ["store"])
+AUDIT_QUARANTINED = Counter(
+    "flashmm_api_audit_quarantined",
+    "Audit entries PostgreSQL refused for good (bad data), moved to the quarantine file",
+)
+AUDIT_SPOOL_ENTRIES = Gauge("flashmm_api_audit_spool_entries", "Audit entries in the spool")
+AUDIT_SPOOL_AGE = Gauge(
+    "flashmm_api_audit_spool_oldest_age_seconds", "Age of the oldest audit entry in the spool"
+)
 
 
 def mark_uptime(process: str) -> None:
