@@ -93,8 +93,8 @@ def verdict(beat: Beat | None, now: float, timeout_s: float) -> str | None:
     age = now - beat.last_cycle_at
     if age <= timeout_s:
         return None
-    written = now - beat.at
-    how = "loop stuck" if written <= timeout_s else "heartbeat missed"
+    # still written well after its last cycle: the process lives, its loop does not turn
+    how = "loop stuck" if beat.at - beat.last_cycle_at > timeout_s / 2 else "heartbeat missed"
     return f"{how}: last cycle {age:.1f}s ago (limit {timeout_s:g}s)"
 
 
