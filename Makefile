@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench backtest clean venv deps tools deploy-check
+.PHONY: demo test lint typecheck unit bench backtest clean venv deps tools deploy-check fuzz
 
 venv: $(STAMP)
 
@@ -60,6 +60,19 @@ unit: $(STAMP) deps
 	exit $$rc
 
 test: lint typecheck deploy-check unit
+
+# Schemathesis over the whole API, randomized and longer than in `make test` (which runs it
+# derandomized with a fixed seed): FUZZ_EXAMPLES examples per operation. Keep every failure it
+# finds as an explicit example in tests/api/test_hostile_input.py.
+FUZZ_EXAMPLES ?= 200
+fuzz: $(STAMP) deps
+	@before=$$($(BIN)/flashmm services status); \
+	$(BIN)/flashmm services up >/dev/null || exit 1; \
+	FLASHMM_FUZZ=1 FLASHMM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  $(BIN)/pytest -p no:xdist -q tests/api/test_schema.py; rc=$$?; \
+	if [ "$$before" = '{"postgres": false, "redis": false, "victoria-metrics": false}' ]; then \
+	  $(BIN)/flashmm services down >/dev/null; fi; \
+	exit $$rc
 
 bench: $(STAMP) deps
 	$(BIN)/python -m bench.run --out bench/results.json

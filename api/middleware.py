@@ -81,16 +81,17 @@ class Pipeline:
         status = 500
         body = bytearray()
         audit_it = method in MUTATING
-        unread: int | None = None
 
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            unread = int(declared) if declared.isdigit() else -1
-            await self._reply(scope, receive, send, rid, 413, self._too_large())
-            self._observe(scope, 413, t0)
-            if audit_it:
-                await self._audit(scope, state, body, 413, rid, unread)
-            return
+        if declared is not None:
+            # -1: not a length, or one with more digits than any body could have
+            size = int(declared) if declared.isdigit() and len(declared) <= 18 else -1
+            if not 0 <= size <= self.max_body:
+                if audit_it:  # on the record before the answer leaves
+                    await self._audit(scope, state, body, 413, rid, size)
+                await self._reply(scope, receive, send, rid, 413, self._too_large())
+                self._observe(scope, 413, t0)
+                return
 
         sent_start = False  # the response start went to the client
         completed = False  # ... and its last body part
@@ -135,8 +136,9 @@ class Pipeline:
             if not sent_start:
                 await self._reply(scope, receive, send, rid, 413, self._too_large())
         except InputError as e:
-            status, audit_it = 422, True
+            status, audited = 422, True
             state["outcome"] = f"refused: {e}"
+            await self._audit(scope, state, body, status, rid, None)
             if not sent_start:
                 await self._reply(scope, receive, send, rid, 422, "the request is not valid", e)
         except TimeoutError:
@@ -154,7 +156,7 @@ class Pipeline:
         finally:
             self._observe(scope, status, t0)
             if (audit_it or state.get("input_refused")) and not audited:
-                await self._audit(scope, state, body, status, rid, unread)
+                await self._audit(scope, state, body, status, rid, None)
 
     def _too_large(self) -> str:
         return f"request body over {self.max_body} bytes"

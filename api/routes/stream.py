@@ -21,12 +21,13 @@ from api.auth.roles import Permission, allowed
 from api.auth.store import Principal
 from api.context import AppContext
 from api.errors import ApiError
-from flashmm.inputs import short
+from flashmm.inputs import InputError, parse_json, short
 
 router = APIRouter()
 SLOW = 4008
 POLICY = 1008
 EVENT_TYPES = frozenset({"quote", "fill", "pnl", "risk", "order"})
+MAX_AUTH_MESSAGE = 8192  # characters of the first (auth) message
 
 
 async def _auth(ws: WebSocket, c: AppContext) -> Principal | None:
@@ -38,8 +39,11 @@ async def _auth(ws: WebSocket, c: AppContext) -> Principal | None:
     await ws.accept()
     if not token and not key:
         try:
-            first = await asyncio.wait_for(ws.receive_json(), c.settings.api.ws_auth_timeout_s)
-        except (TimeoutError, ValueError, WebSocketDisconnect):
+            text = await asyncio.wait_for(ws.receive_text(), c.settings.api.ws_auth_timeout_s)
+            if len(text) > MAX_AUTH_MESSAGE:
+                raise InputError("message", "too long")
+            first = parse_json(text, "message")  # no NaN, NUL or deep nesting
+        except (TimeoutError, ValueError, KeyError, WebSocketDisconnect):
             await _close(ws, POLICY, "authentication required")
             return None
         if not isinstance(first, dict) or first.get("type") != "auth":
