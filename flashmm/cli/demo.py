@@ -1,8 +1,10 @@
 """``flashmm demo``: the platform on one machine. Starts the localnet and one hot-path
 process per configured market, trades over loopback, and every second shows each hot path's
-view next to the chain's (open orders and balances). Ctrl-C or ``--duration`` stops the hot
-paths (they cancel everything), checks the chain holds none of our orders, then stops the
-localnet.
+view next to the chain's (open orders and balances). A hot path that dies is reported and
+restarted (the worker's dead-man's switch halts its market and cancels its orders; the
+restarted one comes back halted until resumed); the other markets trade on. Ctrl-C or
+``--duration`` stops the hot paths (they cancel everything), checks the chain holds none of
+our orders, then stops the localnet.
 """
 
 from __future__ import annotations
@@ -33,9 +35,19 @@ def run_platform_demo(settings: Settings, duration: float | None, config: str | 
 class _Proc:
     """A child process whose stdout is JSON lines; keeps the latest object."""
 
-    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+    def __init__(
+        self,
+        name: str,
+        proc: asyncio.subprocess.Process,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.proc = proc
+        self.args = args or []  # how it was started, to start it again
+        self.env = env or {}
+        self.restarts = 0
+        self.reporter: asyncio.Task[None] | None = None
         self.latest: dict[str, Any] = {}
         self.control: dict[str, Any] = {}
         self.first = asyncio.get_running_loop().create_future()
@@ -79,7 +91,42 @@ async def _spawn(name: str, args: list[str], env: dict[str, str]) -> _Proc:
         stdout=asyncio.subprocess.PIPE,
         stderr=None,
     )
-    return _Proc(name, proc)
+    return _Proc(name, proc, args, env)
+
+
+async def _supervise(children: list[_Proc], dead: dict[str, float], delay_s: float) -> None:
+    """Report a hot path that died and start it again ``delay_s`` later (time for the
+    dead-man's switch to record the halt it will come back with); never stops the others."""
+    now = asyncio.get_running_loop().time()
+    for i, c in enumerate(children):
+        if c.proc.returncode is None:
+            continue
+        if c.name not in dead:
+            dead[c.name] = now
+            print(
+                f"flashmm demo: {c.name} hot path died (exit {c.proc.returncode}); the "
+                f"dead-man's switch halts it and cancels its orders; restarting in {delay_s:g}s",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif now - dead[c.name] >= delay_s:
+            del dead[c.name]
+            fresh = await _spawn(c.name, c.args, c.env)
+            fresh.restarts = c.restarts + 1
+            children[i] = fresh
+            fresh.reporter = asyncio.create_task(_report_restart(fresh))
+
+
+async def _report_restart(p: _Proc) -> None:
+    with contextlib.suppress(RuntimeError):
+        await _wait_control(p)
+        state = str(p.control.get("state", "?"))
+        hint = f" (resume: flashmm market resume {p.name})" if state == "halted" else ""
+        print(
+            f"flashmm demo: {p.name} hot path restarted ({p.restarts}), {state}{hint}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def _demo(settings: Settings, duration: float | None, config: str | None) -> int:
@@ -154,13 +201,13 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
         )
         addresses = {m.symbol: _trader_address(settings, m.symbol) for m in settings.markets}
         t0 = time.monotonic()
+        dead: dict[str, float] = {}
+        restart_s = settings.deadman.timeout_s + 1.0
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), settings.hotpath.status_interval_s)
-                if any(c.proc.returncode is not None for c in children):
-                    print("flashmm demo: a hot path exited; stopping", file=sys.stderr)
-                    break
+                await _supervise(children, dead, restart_s)
                 await _show(http, rest, addresses, settings, children, time.monotonic() - t0)
                 if duration is not None and time.monotonic() - t0 >= duration:
                     break
@@ -279,6 +326,13 @@ async def _show(
     for c, m in zip(children, settings.markets, strict=True):
         bal = await _balances(http, rest, addresses[m.symbol])
         st = c.latest
+        if c.proc.returncode is not None:
+            print(
+                f"[{elapsed:6.1f}s] {m.symbol:<9} DEAD (exit {c.proc.returncode}), restarting | "
+                f"chain: open {chain_orders.get(m.symbol, '?')}",
+                flush=True,
+            )
+            continue
         if not st:
             print(f"[{elapsed:6.1f}s] {m.symbol:<9} starting...", flush=True)
             continue
