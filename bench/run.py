@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.api import bench_api
+from bench.deadman import bench_deadman
 from bench.e2e import bench_e2e
 from bench.estop import bench_estop
 from bench.ml import bench_inference
@@ -231,6 +232,7 @@ def main() -> None:
         ("e2e", lambda: bench_e2e(5 if q else 30)),
         ("ml", lambda: bench_inference(500 if q else 3000)),
         ("estop", lambda: bench_estop(3 if q else 20)),
+        ("deadman", lambda: bench_deadman(3 if q else 10)),
         ("api", lambda: bench_api(5 if q else 20)),
     )
     for name, fn in benches:
