@@ -64,9 +64,9 @@ class _Quiet(WSGIRequestHandler):
 def health_app(health: Health, metrics: Any) -> Callable[[dict[str, Any], StartResponse], Any]:
     """WSGI: ``/healthz`` from ``health``; everything else from the metrics app."""
 
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != "/healthz":
-            out: Iterable[bytes] = metrics(environ, start_response)
+    def app(wsgi_env: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if wsgi_env.get("PATH_INFO") != "/healthz":
+            out: Iterable[bytes] = metrics(wsgi_env, start_response)
             return out
         try:
             ok, body = health()
