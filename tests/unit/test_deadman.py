@@ -150,14 +150,14 @@ async def test_a_loop_stuck_past_the_limit_halts_itself() -> None:
 
 async def test_a_clean_shutdown_is_not_an_incident(redis_url: str) -> None:
     ql = _loop()
-    hb = Heartbeat(ql, MARKET, redis_url, interval_s=0.05, timeout_s=0.5)
+    hb = Heartbeat(ql, MARKET, redis_url, interval_s=0.05, timeout_s=1.0)
     fired: list[DeadmanInput] = []
 
     async def fire(inp: DeadmanInput) -> str:
         fired.append(inp)
         return "wf"
 
-    watcher = DeadmanWatcher(MARKET, redis_url, fire, timeout_s=0.5)
+    watcher = DeadmanWatcher(MARKET, redis_url, fire, timeout_s=1.0)
     stop = asyncio.Event()
     task = asyncio.create_task(ql.run(stop))
     hb.start()
@@ -168,7 +168,7 @@ async def test_a_clean_shutdown_is_not_an_incident(redis_url: str) -> None:
         await asyncio.sleep(0.1)
     await hb.stop(retire=not ql.mm.om.live)
     await ql.venue.close()
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(1.2)
     assert await watcher.check() is None and not fired
 
 
