@@ -4,8 +4,8 @@ Cycles run every ``1/quote_hz`` seconds and at once when the book moves through 
 quote. A feed that goes quiet for ``stale_after_s`` makes the risk gate pull every quote;
 a sequence gap makes the book resync from a snapshot before quoting again. Reconciliation
 against the venue's open orders runs every ``reconcile_every_s``, and once before the first
-quote: orders a previous run of this market left resting (a crash, a kill) are adopted and
-cancelled by that first cycle's diff, never quoted next to.
+quote: orders a previous run of this market left resting (a crash, a kill) are adopted, so
+the first cycle's diff cancels them or keeps them as its own quotes, never unmanaged.
 
 Every turn of the loop records its time (``last_cycle_at``): the heartbeat and ``/healthz``
 carry it, and the dead-man's switch declares a hot path dead when it is too old. With
@@ -196,13 +196,13 @@ class QuoteLoop:
 
     async def _adopt_orphans(self) -> None:
         """Before the first quote: take over what rests at the venue under our key (a
-        previous run's orders), so this cycle's diff cancels them. A venue that cannot be
-        read raises, and no quote goes out until it can."""
+        previous run's orders), so this cycle's diff cancels them or keeps them as quotes.
+        A venue that cannot be read raises, and no quote goes out until it can."""
         orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
         self.orphans_at_start = len(orphans)
         self.reconcile_orphans += len(orphans)
         if orphans:
-            log.warning("adopted %d resting order(s) of a previous run; cancelling", len(orphans))
+            log.warning("adopted %d resting order(s) of a previous run", len(orphans))
 
     def _record_book(self, rec: SessionWriter, before: int, ev: BookDelta) -> None:
         """Only what the live book really applied, so a replay rebuilds the same book."""
