@@ -33,6 +33,15 @@ AUDIT_SPOOL_ENTRIES = Gauge("flashmm_api_audit_spool_entries", "Audit entries in
 AUDIT_SPOOL_AGE = Gauge(
     "flashmm_api_audit_spool_oldest_age_seconds", "Age of the oldest audit entry in the spool"
 )
+# the audit chain's head anchored outside PostgreSQL (flashmm.stores.pg.anchor)
+AUDIT_ANCHOR_ID = Gauge("flashmm_audit_anchor_id", "Id of the last audit entry anchored outside PG")
+AUDIT_ANCHOR_TS = Gauge(
+    "flashmm_audit_anchor_timestamp_seconds", "When the audit chain's head was last anchored"
+)
+AUDIT_ANCHOR_MISMATCH = Gauge(
+    "flashmm_audit_anchor_mismatch",
+    "1 when the audit log no longer holds an entry as it was anchored (truncated or rewritten)",
+)
 
 
 def mark_uptime(process: str) -> None:

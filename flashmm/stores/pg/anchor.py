@@ -22,7 +22,8 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from prometheus_client import Gauge
+
+from flashmm.telemetry import AUDIT_ANCHOR_ID, AUDIT_ANCHOR_MISMATCH, AUDIT_ANCHOR_TS
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,7 @@ KEY = "audit:anchor"
 HISTORY_LEN = 20_160  # two weeks at one changed head a minute
 INTERVAL_S = 30.0
 
-ANCHOR_ID = Gauge("flashmm_audit_anchor_id", "Id of the last audit entry anchored outside PG")
-ANCHOR_TS = Gauge("flashmm_audit_anchor_timestamp_seconds", "When the audit head was anchored")
-ANCHOR_MISMATCH = Gauge(
-    "flashmm_audit_anchor_mismatch",
-    "1 when the audit log no longer holds an entry as it was anchored (truncated or rewritten)",
-)
+ANCHOR_ID, ANCHOR_TS, ANCHOR_MISMATCH = AUDIT_ANCHOR_ID, AUDIT_ANCHOR_TS, AUDIT_ANCHOR_MISMATCH
 
 
 @dataclass(frozen=True, slots=True)
