@@ -2,7 +2,10 @@
 graceful shutdown on SIGTERM/SIGINT: in-flight activities finish, nothing new starts.
 
 Each market's host worker also runs that market's dead-man's switch watcher
-(``workers/deadman.py``) when the switch is on (``deadman.enabled`` and the stores)."""
+(``workers/deadman.py``) when the switch is on (``deadman.enabled`` and the stores), and the
+control worker runs one for every configured market: a lost node takes its host worker with
+it, the control worker (elsewhere) still sees the heartbeat go stale. Both firing for one
+incident start one workflow (its id is the incident's)."""
 
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
     return Worker(
         client,
         task_queue=CONTROL_QUEUE,
+        plugins=[p for m in settings.markets for p in deadman_plugins(client, settings, m.symbol)],
         workflows=list(WORKFLOWS),
         activities=[
             venue.cancel_all,
