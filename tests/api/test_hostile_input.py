@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from api.auth.roles import Role
 from flashmm.stores.pg import audit
@@ -279,7 +282,14 @@ async def served(h: Harness) -> AsyncIterator[str]:
     """The same app behind a real uvicorn on loopback (keep-alive connections)."""
     port = closed_port()
     server = uvicorn.Server(
-        uvicorn.Config(h.app, host="127.0.0.1", port=port, lifespan="off", log_level="critical")
+        uvicorn.Config(
+            h.app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_level="critical",
+            ws="websockets-sansio",
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -310,6 +320,27 @@ async def test_the_keep_alive_connection_survives_errors(h: Harness, served: str
             assert r.json() if status == 200 else refused(r, status=status)
             ports.append(r.extensions["network_stream"].get_extra_info("client_addr"))
         assert len(set(ports)) == 1, ports  # one connection all along
+
+
+async def test_websocket_input_is_bounded_too(h: Harness, served: str) -> None:
+    url = served.replace("http://", "ws://") + "/v1/stream"
+
+    async def closed(ws: ClientConnection) -> tuple[int | None, str | None]:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        return ws.close_code, ws.close_reason
+
+    async with connect(url) as ws:  # the auth message nested 20,000 deep
+        await ws.send('{"type": "auth", "token": ' + "[" * 20_000 + "]" * 20_000 + "}")
+        assert await closed(ws) == (1008, "authentication required")
+    async with connect(url) as ws:
+        await ws.send('{"type": "auth", "token": "\\u0000", "n": NaN}')
+        assert await closed(ws) == (1008, "authentication required")
+    headers = {"Authorization": f"Bearer {h.tokens[Role.VIEWER]}"}
+    async with connect(url + "?markets=" + "X" * 5000, additional_headers=headers) as ws:
+        code, reason = await closed(ws)
+        assert code == 1008 and reason and "X" * 200 not in reason
 
 
 @pytest.fixture
