@@ -20,6 +20,7 @@ from bench.api import bench_api
 from bench.deadman import bench_deadman
 from bench.e2e import bench_e2e
 from bench.estop import bench_estop
+from bench.estop_load import bench_estop_under_load
 from bench.ml import bench_inference
 from flashmm.domain.instrument import SEI_USDC
 from flashmm.sim.core import SimVenueCore
@@ -217,6 +218,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="FlashMM benchmarks")
     ap.add_argument("--out", default="bench/results.json")
     ap.add_argument("--quick", action="store_true", help="smaller runs (smoke test)")
+    ap.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="run only these (repeatable)"
+    )
     args = ap.parse_args()
     q = args.quick
     results: dict[str, Any] = {}
@@ -234,8 +238,11 @@ def main() -> None:
         ("estop", lambda: bench_estop(3 if q else 20)),
         ("deadman", lambda: bench_deadman(3 if q else 10)),
         ("api", lambda: bench_api(5 if q else 20)),
+        ("estop load", lambda: bench_estop_under_load(10 if q else 40)),
     )
     for name, fn in benches:
+        if args.only and name not in args.only:
+            continue
         t0 = time.perf_counter()
         figures = fn()
         results.update(figures)
