@@ -144,6 +144,8 @@ async def test_dates_and_integers_that_overflow_are_a_422(h: Harness) -> None:
         (f"/v1/fills?cursor={cursor('9999-12-31T23:59:59-14:00', 'k')}", ["query", "cursor"]),
         (f"/v1/audit?before_id={2**63}", ["query", "before_id"]),
         (f"/v1/audit?before_id={'9' * 400}", ["query", "before_id"]),
+        (f"/v1/audit?before_id={'9' * 5000}", ["query", "before_id"]),
+        (f"/v1/fills?limit={'9' * 5000}", ["query", "limit"]),
     ]
     start = await last_id(h)
     for i, (path, loc) in enumerate(cases):
