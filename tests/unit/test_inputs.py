@@ -94,6 +94,8 @@ def test_deep_nesting_is_refused_fast_without_recursion() -> None:
     assert time.perf_counter() - t0 < 0.5
     # brackets inside strings do not count
     assert parse_json(json.dumps({"s": "[" * 10_000})) == {"s": "[" * 10_000}
+    tricky = {"s": '\\"[{' * 10_000, "t": "\\"}  # escaped quotes and backslashes
+    assert parse_json(json.dumps(tricky)) == tricky
 
 
 def test_check_json_value_walks_python_values_iteratively() -> None:
