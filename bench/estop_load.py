@@ -187,8 +187,10 @@ async def _run(dsn: str, rounds: int, gap_s: float) -> dict[str, Any]:
         await control.stop()
         await venue.close()
         await tenv.shutdown()
+    print("halts (ms):", sorted(round(h) for h in halt), file=sys.stderr)
     return {
         "estop.halt_p50_ms_under_load": _pct(halt, 50),
+        "estop.halt_p90_ms_under_load": _pct(halt, 90),
         "estop.halt_p99_ms_under_load": _pct(halt, 99),
         "estop.halt_max_ms_under_load": _pct(halt, 100),
         "estop.response_p50_ms_under_load": _pct(response, 50),
@@ -203,7 +205,7 @@ async def _run(dsn: str, rounds: int, gap_s: float) -> dict[str, Any]:
     }
 
 
-def bench_estop_under_load(rounds: int = 40, gap_s: float = 0.55) -> dict[str, Any]:
+def bench_estop_under_load(rounds: int = 100, gap_s: float = 0.55) -> dict[str, Any]:
     devservices.ensure()
     base = devservices.PG_DSN.rsplit("/", 1)[0]
     db = f"bench_{uuid.uuid4().hex[:8]}"
@@ -227,5 +229,5 @@ if __name__ == "__main__":
         url, token, secs = sys.argv[2], sys.argv[3], float(sys.argv[4])
         print(json.dumps(asyncio.run(_readers(url, token, CLIENTS, secs))), flush=True)
     else:
-        n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+        n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
         print(json.dumps(bench_estop_under_load(n), indent=2))

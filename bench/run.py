@@ -238,7 +238,7 @@ def main() -> None:
         ("estop", lambda: bench_estop(3 if q else 20)),
         ("deadman", lambda: bench_deadman(3 if q else 10)),
         ("api", lambda: bench_api(5 if q else 20)),
-        ("estop load", lambda: bench_estop_under_load(10 if q else 40)),
+        ("estop load", lambda: bench_estop_under_load(10 if q else 100)),
     )
     for name, fn in benches:
         if args.only and name not in args.only:
