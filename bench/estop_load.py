@@ -111,7 +111,8 @@ async def _run(dsn: str, rounds: int, gap_s: float) -> dict[str, Any]:
     from flashmm.domain.instrument import SEI_USDC
     from flashmm.sim.inprocess import InProcessVenue
     from flashmm.sim.params import MarketParams
-    from hotpath.control import ControlServer, ControlState
+    from hotpath.control import ControlServer
+    from hotpath.control_state import ControlState
     from hotpath.engine import MarketMaker
     from hotpath.loop import LoopConfig
     from hotpath.quoting.params import QuoteParams
