@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth.store import Principal
@@ -73,9 +73,7 @@ async def update(c: AppContext, workflow_id: str, name: str, arg: Any) -> Any:
     try:
         out = await c.temporal_call(handle.execute_update(name, arg))
     except WorkflowUpdateFailedError as e:
-        cause = e.cause
-        msg = cause.message if isinstance(cause, ApplicationError) else str(cause or e)
-        raise ApiError(409, msg) from None
+        raise ApiError(409, refusal(e)) from None
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, f"no running workflow {workflow_id}") from None
@@ -83,6 +81,18 @@ async def update(c: AppContext, workflow_id: str, name: str, arg: Any) -> Any:
             raise ApiError(409, e.message) from None
         raise
     return jsonable(asdict(out)) if is_dataclass(out) and not isinstance(out, type) else out
+
+
+def refusal(e: BaseException) -> str:
+    """The reason at the bottom of a failure chain (a validator's message, or the hot path's
+    answer inside "Activity task failed"), not the wrapper's."""
+    why = str(e)
+    cause: BaseException | None = e.cause if isinstance(e, WorkflowUpdateFailedError) else e
+    while cause is not None:
+        if isinstance(cause, FailureError):  # the innermost message wins
+            why = cause.message or why
+        cause = cause.__cause__
+    return why[:500]
 
 
 async def describe(c: AppContext, workflow_id: str) -> dict[str, Any]:

@@ -155,7 +155,13 @@ class TradingLifecycle:
             if not isinstance(values, dict) or not values:
                 raise ValueError(f"params.{section} must be a non-empty object")
             for k, v in values.items():
-                if isinstance(v, int | float) and not isinstance(v, bool) and v < 0:
+                # the hot path checks each value against its bounds (the configured risk
+                # limits are ceilings); here only what can never be right is refused
+                if isinstance(v, bool) or not isinstance(v, int | float | str):
+                    raise ValueError(f"params.{section}.{k} must be a number or a name")
+                if isinstance(v, int | float) and not (-(2**63) < v < 2**63 and v == v):
+                    raise ValueError(f"params.{section}.{k} must be a finite number")
+                if isinstance(v, int | float) and v < 0:
                     raise ValueError(f"params.{section}.{k} must not be negative")
 
     @workflow.update

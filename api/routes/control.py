@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field
 
 from api import temporal
@@ -16,6 +17,7 @@ from api.auth.store import Principal
 from api.deps import ctx, require
 from api.errors import COMMON
 from api.models import Reason, Strict
+from flashmm.inputs import InputError
 from workers.client import ensure_lifecycle
 from workflows.types import ChangeRequest, lifecycle_id
 
@@ -31,9 +33,31 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 
 
 class Params(Strict):
-    quoting: dict[str, float | int | bool | str] | None = None
-    risk: dict[str, float | int | bool | str] | None = None
+    """Run-time changes: each value must lie inside its bound (``GET /v1/risk/limits`` and
+    docs/configuration.md); the configured risk limits are ceilings."""
+
+    quoting: dict[str, Any] | None = Field(None, max_length=32)
+    risk: dict[str, Any] | None = Field(None, max_length=32)
     reason: str = Field("", max_length=500)
+
+
+def _within_bounds(c: Any, body: Params) -> dict[str, dict[str, Any]]:
+    """The sections given, each value checked against the settings' bounds; 422 naming the
+    field otherwise (nothing is sent to the market)."""
+    bounds = c.settings.runtime_bounds()
+    params = {k: v for k, v in (("quoting", body.quoting), ("risk", body.risk)) if v}
+    if not params:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "give quoting and/or risk values", "type": "value_error"}]
+        )
+    for section, values in params.items():
+        try:
+            bounds.check(section, values)
+        except InputError as e:
+            raise RequestValidationError(
+                [{"loc": ("body", *e.loc), "msg": e.message, "type": "value_error"}]
+            ) from None
+    return params
 
 
 async def _change(
@@ -79,10 +103,15 @@ async def set_params(
     request: Request,
     p: Principal = Depends(TRADE),  # noqa: B008
 ) -> dict[str, Any]:
-    params = {k: v for k, v in (("quoting", body.quoting), ("risk", body.risk)) if v}
-    return await _change(
+    params = _within_bounds(ctx(request), body)
+    out = await _change(
         request, market, "set_params", p, ChangeRequest(p.actor, body.reason, params)
     )
+    changes = (out.get("hotpath") or {}).get("detail", {}).get("changes", {})
+    request.state.outcome = "applied: " + (
+        "; ".join(f"{k} {v['old']} -> {v['new']}" for k, v in changes.items()) or "no change"
+    )  # the audit entry keeps old and new values
+    return out
 
 
 @router.post("/{market}/model/rollback", name="models.rollback", responses=REFUSED)

@@ -14,7 +14,7 @@ from api.auth.roles import Permission
 from api.auth.store import Principal
 from api.deps import ctx, require
 from api.errors import COMMON, ApiError, request_id
-from api.estop import PendingStops, halt_hotpath, start_workflow
+from api.estop import PendingStops, halt_hotpath, new_stop_id, start_workflow
 from api.models import Strict
 from workflows.types import EmergencyStopInput
 
@@ -49,7 +49,8 @@ class WorkflowStatus(BaseModel):
 
 
 class EstopResponse(BaseModel):
-    request_id: str
+    request_id: str = Field(description="the request's id (X-Request-ID), as recorded")
+    stop_id: str = Field(description="this stop's own id: the key of its hot-path halts")
     markets: dict[str, HaltResult]
     workflow: WorkflowStatus
 
@@ -67,16 +68,19 @@ async def emergency_stop(
     p: Principal = Depends(ESTOP),  # noqa: B008
 ) -> EstopResponse:
     c = ctx(request)
-    rid = request_id(request)
+    rid = request_id(request)  # the client's: recorded, never a key
+    sid = new_stop_id()
     markets = c.markets if body.all else sorted({c.market(m) for m in body.markets})
-    inp = EmergencyStopInput(markets, body.reason, p.actor, body.flatten, body.loss_budget_usdc)
-    halts = await asyncio.gather(*(halt_hotpath(c, m, body.reason, rid) for m in markets))
+    inp = EmergencyStopInput(
+        markets, body.reason, p.actor, body.flatten, body.loss_budget_usdc, request_id=sid
+    )
+    halts = await asyncio.gather(*(halt_hotpath(c, m, body.reason, sid) for m in markets))
     try:
         wid = await start_workflow(c, inp)
         with_wf = WorkflowStatus(started=True, workflow_id=wid, detail="EmergencyStop started")
     except Exception as e:  # any failure to start: record it, never lose the stop
         why = e.message if isinstance(e, ApiError) else f"Temporal error: {type(e).__name__}"
-        where = await PendingStops(c).add(rid, inp)
+        where = await PendingStops(c).add(sid, inp)
         with_wf = WorkflowStatus(
             started=False,
             pending=where,
@@ -95,4 +99,4 @@ async def emergency_stop(
         + "; workflow "
         + (with_wf.workflow_id or f"pending ({with_wf.pending})")
     )
-    return EstopResponse(request_id=rid, markets=results, workflow=with_wf)
+    return EstopResponse(request_id=rid, stop_id=sid, markets=results, workflow=with_wf)

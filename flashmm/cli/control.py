@@ -225,9 +225,16 @@ def run_estop(settings: Settings, args: argparse.Namespace) -> int:
     from workers.client import connect, start_emergency_stop
     from workflows.types import EmergencyStopInput
 
+    from flashmm.inputs import InputError, check_text
+
     markets = [m.symbol for m in settings.markets] if args.all else args.market
     for m in markets:
         settings.market(m)
+    try:
+        check_text(args.reason, "--reason", 500)
+        check_text(args.actor, "--actor", 200)
+    except InputError as e:
+        raise SystemExit(f"flashmm estop: {e}") from None
 
     async def go() -> object:
         client = await connect(settings.control.temporal_address, settings.control.namespace)

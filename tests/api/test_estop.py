@@ -6,6 +6,7 @@ control server over a quote loop on the simulated venue, and the Temporal dev se
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -100,7 +101,7 @@ async def test_temporal_down_still_halts_and_the_stop_waits_for_it(
             assert wf["started"] is False and wf["pending"] == "postgres"
             assert "Temporal" in wf["detail"]
             pending = await h.ctx.pool.fetch("SELECT * FROM pending_estops")
-            assert len(pending) == 1 and pending[0]["id"] == body["request_id"]
+            assert len(pending) == 1 and pending[0]["id"] == body["stop_id"]
             assert pending[0]["actor"] == "user:trader" and pending[0]["started_at"] is None
             # Temporal comes back (on the configured address): the stop gets its workflow
             env = await _dev(port)
@@ -181,9 +182,47 @@ async def test_both_down_records_the_stop_in_a_spool_when_postgres_is_down_too(
     await h.ctx.pool.close()
     h.ctx.pool = real
     try:
-        await stops.start_all()  # Temporal still down: moves the spool, starts nothing
+        await stops.start_all()  # Temporal still down: starts nothing, keeps the spool
     except Exception as e:
         assert "Temporal" in str(e)
-    assert not stops.spool.exists()
-    rows = await real.fetch("SELECT id, reason, started_at FROM pending_estops")
-    assert [(r["id"], r["reason"], r["started_at"]) for r in rows] == [("rid-1", "drill", None)]
+    assert stops.spool.exists()  # it leaves the spool only once its start is acknowledged
+    kept = [json.loads(ln) for ln in stops.spool.read_text().splitlines()]
+    assert [(d["id"], d["reason"]) for d in kept] == [("rid-1", "drill")]
+    assert await real.fetch("SELECT id FROM pending_estops") == []
+
+
+async def test_a_spooled_stop_with_a_nul_reason_waits_for_temporal_then_starts(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Found: a pending stop with NUL in its reason was deleted from the spool on the first
+    pass (PostgreSQL refused it) and never started."""
+    import asyncpg
+
+    from workflows.types import EmergencyStopInput
+
+    h = harness
+    real = h.ctx.pool
+    h.ctx.pool = await asyncpg.create_pool(
+        f"postgresql://flashmm@127.0.0.1:{closed_port()}/x", min_size=0, max_size=1
+    )
+    stops = PendingStops(h.ctx)
+    await stops.add("rid-nul", EmergencyStopInput(["SEI/USDC"], "bad\x00reason", "user:x"))
+    await h.ctx.pool.close()
+    h.ctx.pool = real
+    for _ in range(2):  # Temporal down: however often it is tried, the stop stays
+        try:
+            await stops.start_all()
+        except Exception as e:
+            assert "Temporal" in str(e)
+        assert "rid-nul" in stops.spool.read_text()
+    port = int(h.ctx.settings.control.temporal_address.rsplit(":", 1)[1])
+    env = await _dev(port)
+    try:
+        assert await stops.start_all() == ["estop/SEI/USDC"]
+        assert not stops.spool.exists()
+        desc = await env.client.get_workflow_handle("estop/SEI/USDC").describe()
+        assert desc.status == WorkflowExecutionStatus.RUNNING
+        row = await real.fetchrow("SELECT * FROM pending_estops WHERE id = 'rid-nul'")
+        assert row["reason"] == "bad\\u0000reason" and row["started_at"] is not None
+    finally:
+        await env.shutdown()

@@ -87,6 +87,10 @@ async def platform(tmp: Path, pg_dsn: str) -> AsyncIterator[Platform]:
             "FLASHMM_STORES__ENABLED": "false",
             "FLASHMM_STORES__POSTGRES_DSN": pg_dsn,
             "FLASHMM_LOG_LEVEL": "WARNING",
+            # a test may freeze requoting for an hour: widen that one run-time bound
+            "FLASHMM_HOTPATH__BOUNDS": json.dumps(
+                {"quoting": {"requote_min_interval_s": [0.005, 3600]}}
+            ),
         }
         hp = await _spawn(["hotpath", "--market", MARKET, "--json"], env)
         procs.append(hp)
@@ -167,7 +171,7 @@ async def test_emergency_stop_end_to_end(
         assert await p.open_orders() == 0
         assert (await p.status())["desired"] == "halted"
         assert await _halted_in_db(p.pg)
-        assert await _audit_rows(p.pg, h.id) == 1
+        assert await _audit_rows(p.pg, f"{h.id}/{h.result_run_id}/0") == 1
 
 
 async def _ge(coro: Any, n: int) -> bool:
@@ -213,7 +217,9 @@ async def test_worker_killed_mid_stop_finishes_once(tmp_path: Path, pg_dsn: str)
             await restarted.wait()
         assert res.markets[0].verified_open == 0
         assert await p.open_orders() == 0
-        assert await _audit_rows(p.pg, h.id) == 1  # recorded once despite the crash
+        assert (
+            await _audit_rows(p.pg, f"{h.id}/{h.result_run_id}/0") == 1
+        )  # once, despite the crash
         assert await _halted_in_db(p.pg)
 
 
