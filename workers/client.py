@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -54,14 +55,19 @@ async def ensure_lifecycle(
 async def start_emergency_stop(
     client: Client, inp: EmergencyStopInput
 ) -> WorkflowHandle[object, EmergencyStopResult]:
-    """Two calls at once for the same markets join one run (safe to start twice)."""
+    """Signal-with-start: a stop for markets whose stop is still running joins that run and
+    is carried out after it (never dropped); otherwise a new run starts. Each request gets
+    its own id when the caller gave none."""
+    if not inp.request_id:
+        inp = dataclasses.replace(inp, request_id=uuid.uuid4().hex)
     handle: WorkflowHandle[object, EmergencyStopResult] = await client.start_workflow(
         "EmergencyStop",
         inp,
         id="estop/" + "+".join(sorted(inp.markets)),
         task_queue=CONTROL_QUEUE,
         result_type=EmergencyStopResult,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal="also_stop",
+        start_signal_args=[inp],
     )
     return handle
 

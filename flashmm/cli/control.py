@@ -222,10 +222,9 @@ def run_market(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_estop(settings: Settings, args: argparse.Namespace) -> int:
+    from flashmm.inputs import InputError, check_text
     from workers.client import connect, start_emergency_stop
     from workflows.types import EmergencyStopInput
-
-    from flashmm.inputs import InputError, check_text
 
     markets = [m.symbol for m in settings.markets] if args.all else args.market
     for m in markets:
