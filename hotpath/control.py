@@ -168,6 +168,7 @@ class ControlServer:
             "key_ref": self.state.key_ref,
             "symbol": st["symbol"],
             "signal": _signal_status(self.mm.signal),
+            "last_cycle_at": self.loop.last_cycle_at,
         }
 
     async def _command(self, request: web.Request) -> web.Response:

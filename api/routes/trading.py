@@ -231,7 +231,8 @@ async def risk(
         "SELECT market, state, halted, reason, updated_at FROM risk_state ORDER BY market"
     )
     limits = {k: jsonable(v) for k, v in asdict(c.settings.risk_limits()).items()}
-    return {"markets": [row(r) for r in rows], "limits": limits}
+    bounds = c.settings.runtime_bounds().describe()  # what run-time changes may move
+    return {"markets": [row(r) for r in rows], "limits": limits, "bounds": bounds}
 
 
 def _filters(

@@ -193,7 +193,45 @@ def markdown() -> str:
             lines += ["", f"### {title}", "", "| setting | variable | type | default |"]
             lines.append("|---|---|---|---|")
         lines.append(f"| `{r['path']}` | `{r['env']}` | `{r['type']}` | `{r['default']}` |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _bounds_section()) + "\n"
+
+
+def _bounds_section() -> list[str]:
+    """The run-time bounds with the default settings (flashmm/config/bounds.py)."""
+    from flashmm.config.bounds import LONGER_IS_SAFER, RuntimeBounds
+    from flashmm.config.quoting import QuoteParams
+    from flashmm.config.risk import RiskLimits
+
+    b = RuntimeBounds.build(QuoteParams(), RiskLimits())
+    lines = [
+        "",
+        "## Run-time bounds",
+        "",
+        "A running market's parameters can be changed (`PUT /v1/markets/{m}/params`, the"
+        " TradingLifecycle `set_params` update, the hot path's `set_params` command) only"
+        " inside these bounds. The configured `hotpath.risk` limits are **ceilings**: a risk"
+        " limit may be lowered at run time, never raised above its configured value (the"
+        " volatility breaker's cool-down only lengthened). Raising a ceiling takes a settings"
+        " change and a restart; the hot path writes `risk_ceilings_changed` (old and new) to"
+        " the audit log when it starts with other ceilings than last time, and drops saved"
+        " run-time changes that no longer fit. `hotpath.bounds` narrows or moves a bound"
+        ' (`{"quoting": {"gamma": [0.05, 0.5]}, "risk": {"max_position_notional": [100, 1500]}}`);'
+        " a risk bound above its configured limit stops start-up. A value outside its bound,"
+        " not finite, a boolean, or a fraction for an integer setting is refused (422 at the"
+        " API, naming the field) and nothing changes; an accepted change is audited with old"
+        " and new values. With the defaults:",
+        "",
+        "| parameter | low | high | note |",
+        "|---|---|---|---|",
+    ]
+    for name, bound in b.quoting.items():
+        kind = "integer" if bound.integer else ""
+        lines.append(f"| `quoting.{name}` | {bound.lo:g} | {bound.hi:g} | {kind} |")
+    lines.append("| `quoting.model`, `quoting.mode` | | | one of the names |")
+    for name, bound in b.risk.items():
+        note = "configured value is the floor" if name in LONGER_IS_SAFER else "high = configured"
+        lines.append(f"| `risk.{name}` | {bound.lo:g} | {bound.hi:g} | {note} |")
+    return lines
 
 
 def main() -> int:

@@ -175,7 +175,7 @@ def test_hotpath_guaranteed_qos_and_real_probes(rendered: dict[str, Docs]) -> No
             assert c["resources"]["requests"] == c["resources"]["limits"], c["name"]
         hp = pod["containers"][0]
         assert "/v1/status" in " ".join(hp["readinessProbe"]["exec"]["command"])
-        assert "/metrics" in " ".join(hp["livenessProbe"]["exec"]["command"])
+        assert "/healthz" in " ".join(hp["livenessProbe"]["exec"]["command"])  # last cycle age
     api = next(
         d
         for d in rendered["prod"]
