@@ -26,6 +26,7 @@ from api.models import (
     UserCreate,
 )
 from api.ratelimit import retry_after
+from flashmm.inputs import short
 
 router = APIRouter(prefix="/v1", responses=COMMON)
 READ = require(Permission.READ)
@@ -148,7 +149,7 @@ async def disable_user(
     if p.kind == "user" and p.name == username:
         raise ApiError(409, "you cannot disable yourself")
     if not await ctx(request).identities.disable_user(username):
-        raise ApiError(404, f"no user {username!r}")
+        raise ApiError(404, f"no user {short(username)!r}")
     return Response(status_code=204)
 
 
@@ -189,5 +190,5 @@ async def revoke_api_key(
     _: Principal = Depends(ADMIN),  # noqa: B008
 ) -> Response:
     if not await ctx(request).identities.revoke_key(key_id):
-        raise ApiError(404, f"no active API key {key_id!r}")
+        raise ApiError(404, f"no active API key {short(key_id)!r}")
     return Response(status_code=204)

@@ -31,7 +31,7 @@ MAX_AUTH_MESSAGE = 8192  # characters of the first (auth) message
 
 
 async def _auth(ws: WebSocket, c: AppContext) -> Principal | None:
-    from api.deps import authenticate
+    from api.deps import authenticate, client_address
 
     auth = ws.headers.get("authorization", "")
     token = auth[7:] if auth.lower().startswith("bearer ") else None
@@ -51,7 +51,7 @@ async def _auth(ws: WebSocket, c: AppContext) -> Principal | None:
             return None
         token = str(first.get("token", ""))
     try:
-        p = await authenticate(c, token, key)
+        p = await authenticate(c, token, key, client_address(ws))  # failures count
     except ApiError as e:
         await _close(ws, POLICY, e.message)
         return None
