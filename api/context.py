@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 from temporalio.client import Client
@@ -39,6 +40,7 @@ class AppContext:
     control_token: str = ""
     hotpaths: dict[str, str] = field(default_factory=dict)
     _temporal: Client | None = None
+    _hotpath_http: aiohttp.ClientSession | None = None
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
@@ -68,7 +70,18 @@ class AppContext:
             hotpaths=dict(settings.control.hotpaths),
         )
 
+    def hotpath_http(self) -> aiohttp.ClientSession:
+        """One HTTP session for the hot paths' control APIs: kept-alive connections, so an
+        emergency stop's halt does not wait for a TCP handshake."""
+        if self._hotpath_http is None or self._hotpath_http.closed:
+            self._hotpath_http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit_per_host=8, keepalive_timeout=60)
+            )
+        return self._hotpath_http
+
     async def close(self) -> None:
+        if self._hotpath_http is not None:
+            await self._hotpath_http.close()
         self._temporal = None  # the client has no close; its connection goes with it
         with contextlib.suppress(Exception):
             await self.redis.aclose()

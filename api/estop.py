@@ -53,6 +53,7 @@ async def halt_hotpath(c: AppContext, market: str, reason: str, stop_id: str) ->
             "halt",
             {"reason": storable_text(reason[:200])},
             aiohttp.ClientTimeout(total=c.settings.api.hotpath_timeout_s),
+            c.hotpath_http(),
         )
         if status == 200:
             return {"halted": True, "detail": "halted", "state": data.get("state", {})}
