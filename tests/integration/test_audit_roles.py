@@ -343,10 +343,11 @@ async def test_verify_can_require_an_anchor(pg_roles: PgRoles, redis_url: str) -
 
 
 async def test_anchor_loop_anchors_on_its_own(pg_roles: PgRoles, redis_url: str) -> None:
-    pool = await asyncpg.create_pool(pg_roles.app_dsn, min_size=1, max_size=1)
-    r = aioredis.from_url(redis_url)
+    pool = await asyncpg.create_pool(pg_roles.app_dsn, min_size=1, max_size=2)
+    r = aioredis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
     task = asyncio.create_task(anchor.anchor_loop(pool, r, interval_s=0.05))
-    try:
+
+    async def anchored() -> Any:
         async with pool.acquire() as conn:
             await _append(conn, 2)
             name = await conn.fetchval("SELECT current_database()")
@@ -355,13 +356,17 @@ async def test_anchor_loop_anchors_on_its_own(pg_roles: PgRoles, redis_url: str)
             if kept and kept[0].id == 2:
                 break
             await asyncio.sleep(0.05)
+        return kept
+
+    try:
+        kept = await asyncio.wait_for(anchored(), 30)  # a failure, never a hung suite
         assert kept and kept[0].id == 2
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await task
+            await asyncio.wait_for(task, 10)
         await r.aclose()
-        await pool.close()
+        await asyncio.wait_for(pool.close(), 10)
 
 
 # --- bounded rows ---------------------------------------------------------------------------
