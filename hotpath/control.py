@@ -1,17 +1,11 @@
 """The hot path's local control API: loopback only, bearer-token auth, idempotent commands.
 
-``POST /v1/commands`` with ``{"command_id", "command", "args"}`` applies a command once: a
-retried id gets the recorded answer, not a second application. The id is bound to its command
-and arguments (a fingerprint is stored with the answer): the same id with another command or
-other arguments is refused (422), never answered with another command's result. A halt is
-always applied, whatever id it carries (halting a halted market is a no-op that answers
-"halted"). ``GET /v1/status`` reports the state. The desired state (stopped / trading /
-halted), the parameters and the model are persisted after every change, so a restarted hot
-path comes back as it was last told — a halted market stays halted.
-
-Commands: start, stop (cancel all, confirm none open), halt (emergency), resume,
-set_params (inside the run-time bounds of ``flashmm.config.bounds``: the configured risk
-limits are ceilings), load_model (path + version, hot swap), switch_key (key reference).
+``POST /v1/commands`` (``{"command_id", "command", "args"}``) applies a command once. An id is
+bound to its command and arguments: a retry gets the first answer, the same id with anything
+else is refused (422). A halt is applied every time (on a halted market a no-op answering
+"halted"). ``GET /v1/status`` reports the state. The desired state, run-time changes (inside
+``flashmm.config.bounds``: the configured risk limits are ceilings), model and applied ids
+are persisted (``control_state.py``), so a halted market comes back halted after a restart.
 """
 
 from __future__ import annotations
@@ -38,6 +32,7 @@ from hotpath.control_state import (
     fingerprint,
 )
 from hotpath.loop import QuoteLoop
+from hotpath.status import signal_status
 
 log = logging.getLogger(__name__)
 _REMEMBER = 1000  # command ids kept for idempotency
@@ -167,7 +162,7 @@ class ControlServer:
             "model": self.state.model,
             "key_ref": self.state.key_ref,
             "symbol": st["symbol"],
-            "signal": _signal_status(self.mm.signal),
+            "signal": signal_status(self.mm.signal),
             "last_cycle_at": self.loop.last_cycle_at,
         }
 
@@ -404,16 +399,3 @@ _COMMANDS: dict[str, Callable[[ControlServer, dict[str, Any]], Awaitable[Any]]] 
     "load_model": ControlServer._load_model,
     "switch_key": ControlServer._switch_key,
 }
-
-
-def _signal_status(signal: Any) -> dict[str, Any]:
-    status = getattr(signal, "status", None)
-    if status is None:
-        return {}
-    st: dict[str, Any] = status()
-    st["accuracy"] = {h: (None if a != a else a) for h, a in st["accuracy"].items()}  # NaN
-    shadow_log = getattr(signal, "shadow_log", ())
-    if shadow_log:
-        st["shadow_agreement"] = sum(live == sh for _, live, sh in shadow_log) / len(shadow_log)
-        st["shadow_samples"] = len(shadow_log)
-    return st

@@ -91,3 +91,17 @@ def serve_metrics(port: int, host: str, health: Health) -> WSGIServer:
     )
     threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True).start()
     return httpd
+
+
+def signal_status(signal: Any) -> dict[str, Any]:
+    """The model signal's state for the control API's status (NaN accuracy as null)."""
+    status = getattr(signal, "status", None)
+    if status is None:
+        return {}
+    st: dict[str, Any] = status()
+    st["accuracy"] = {h: (None if a != a else a) for h, a in st["accuracy"].items()}  # NaN
+    shadow_log = getattr(signal, "shadow_log", ())
+    if shadow_log:
+        st["shadow_agreement"] = sum(live == sh for _, live, sh in shadow_log) / len(shadow_log)
+        st["shadow_samples"] = len(shadow_log)
+    return st
