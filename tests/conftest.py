@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,25 @@ def pg_roles(pg_dsn: str) -> Iterator[PgRoles]:
         yield PgRoles(pg_dsn, app_dsn, roles.owner, roles.app)
     finally:
         asyncio.run(drop())
+
+
+def shared_data_dir() -> Path | None:
+    """The recorded real markets (never copied into the repository): ``$FLASHMM_SHARED_DATA``,
+    else ``../shared/data`` beside the checkout, else the machine's ``/work/shared/data``."""
+    env = os.environ.get("FLASHMM_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data"]
+    candidates += [Path("/work/shared/data")]
+    for c in candidates:
+        if (c / "README.md").is_file():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real-data folder; the test is skipped, saying why, when it is absent."""
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("real market data not found: set FLASHMM_SHARED_DATA or put ../shared/data")
+    return d
