@@ -153,9 +153,11 @@ def _parser() -> argparse.ArgumentParser:
     from flashmm.cli.api import add_api_arguments
     from flashmm.cli.control import add_arguments as add_control_arguments
     from flashmm.cli.control import add_codec_arguments, add_ops_arguments
+    from flashmm.cli.data import add_arguments as add_data_arguments
     from flashmm.cli.ml import add_evaluate_arguments, add_train_arguments
 
     add_control_arguments(sub)
+    add_data_arguments(sub)
     add_ops_arguments(sub)
     add_api_arguments(sub)
     add_codec_arguments(sub)
@@ -313,6 +315,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(load_settings(args.config), args)
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    from flashmm.cli.data import run
+
+    return run(args)
+
+
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from flashmm.cli.backtest import run_backtest_cmd
 
@@ -342,6 +350,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "hotpath": _cmd_hotpath,
     "localnet": _cmd_localnet,
     "backtest": _cmd_backtest,
+    "data": _cmd_data,
     "train": _cmd_train,
     "worker": _cmd_worker,
     "market": _cmd_market,
