@@ -23,7 +23,7 @@ class _Grid:
         self.step = step
         self.name = name
         self.digits = _digits(d)
-        self.scale = 10**self.digits
+        self.scale = int(10**self.digits)
         self.units = int(d * self.scale)  # the step in units of 10^-digits
 
     def __call__(self, value: str | float | int) -> int:
