@@ -1,0 +1,1 @@
+"""Replay of recorded markets: the compiled event core and the store-to-arrays loading."""
