@@ -144,10 +144,14 @@ class MarketMaker:
             ts_ns - self._last_cycle_ns >= self.params.requote_min_interval_s * 1e9
         )
 
-    def on_trade(self, price: int, lots: int, aggressor: int, ts_ns: int) -> None:
+    def on_trade(
+        self, price: int, lots: int, aggressor: int, ts_ns: int, mid: float | None = None
+    ) -> None:
+        """A market print; ``mid`` is the book's mid when it printed (default: the mid now,
+        which is the same thing when trades are fed as they arrive)."""
         if self.signal.uses_features:
             self.features.on_trade(ts_ns, price, lots, aggressor)
-        self.intensity.on_trade(price, self.book.mid, ts_ns)
+        self.intensity.on_trade(price, self.book.mid if mid is None else mid, ts_ns)
 
     def on_fill(self, fill: Fill) -> bool:
         """Apply a fill once; False for a duplicate (already applied)."""

@@ -9,8 +9,12 @@ from typing import Any
 
 
 class QuoteModel(Enum):
+    """``fixed``: mid ∓ ``min_half_spread_ticks`` rounded outward, never inside the touch, one
+    constant size; no inventory, signal or volatility terms (a baseline for comparisons)."""
+
     AS = "as"
     GLFT = "glft"
+    FIXED = "fixed"
 
 
 class Mode(Enum):
@@ -35,6 +39,7 @@ class QuoteParams:
     levels: int = 2
     level_spacing_ticks: int = 1
     order_notional: float = 100.0
+    order_lots: int = 0  # > 0: a constant order size in lots instead of order_notional
     size_decay: float = 1.0
     min_half_spread_ticks: float = 0.5
     max_half_spread_ticks: float = 50.0
@@ -69,6 +74,7 @@ class QuoteParams:
                 raise ValueError(f"quoting.{name} must be positive, got {getattr(self, name)}")
         non_negative = (
             "min_half_spread_ticks",
+            "order_lots",
             "vol_widen",
             "signal_skew_ticks",
             "inventory_skew_mult",

@@ -51,10 +51,15 @@ def build_quotes(p: QuoteParams, x: QuoteInputs, lot_notional_per_tick: float) -
     """Desired ladder for this cycle (empty if the book has no mid)."""
     if x.mid <= 0 or not (x.best_bid and x.best_ask):
         return []
+    if p.model is QuoteModel.FIXED:
+        return fixed_quotes(p, x, lot_notional_per_tick)
     mode = pick_mode(p, x.sigma, x.utilisation)
     g_mult, s_mult, z_mult = MODE_SCALES.get(mode, (1.0, 1.0, 1.0))
     gamma = p.gamma * g_mult
-    base_lots = max(1, int(p.order_notional * z_mult / (x.mid * lot_notional_per_tick)))
+    if p.order_lots:
+        base_lots = max(1, int(p.order_lots * z_mult))
+    else:
+        base_lots = max(1, int(p.order_notional * z_mult / (x.mid * lot_notional_per_tick)))
     q = x.inventory_lots / base_lots
     if p.model is QuoteModel.AS:
         offset, half = as_quote(q, x.sigma, gamma, x.k, p.horizon_s)
@@ -82,4 +87,20 @@ def build_quotes(p: QuoteParams, x: QuoteInputs, lot_notional_per_tick: float) -
             out.append(Quote(1, level, bid0 - step, n))
         out.append(Quote(-1, level, ask0 + step, n))
         lots *= p.size_decay
+    return out
+
+
+def fixed_quotes(p: QuoteParams, x: QuoteInputs, lot_notional_per_tick: float) -> list[Quote]:
+    """The ``fixed`` baseline: bid = ⌊mid − h⌋, ask = ⌈mid + h⌉ (h = ``min_half_spread_ticks``),
+    never inside the touch, ``levels`` levels of one constant size."""
+    h = p.min_half_spread_ticks
+    bid0 = min(math.floor(x.mid - h), x.best_bid)
+    ask0 = max(math.ceil(x.mid + h), x.best_ask)
+    n = p.order_lots or max(1, int(p.order_notional / (x.mid * lot_notional_per_tick)))
+    out: list[Quote] = []
+    for level in range(p.levels):
+        step = level * p.level_spacing_ticks
+        if bid0 - step > 0:
+            out.append(Quote(1, level, bid0 - step, n))
+        out.append(Quote(-1, level, ask0 + step, n))
     return out
