@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser(
         "backtest",
-        help="replay a simulated session through the hot path",
+        help="replay a simulated session, or recorded real data (--data), through the hot path",
         description="Run a seeded simulated session as fast as the CPU "
         "allows through the same quoting, risk and order code as live.",
     )
@@ -136,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the report with plots (default reports/backtest)",
     )
     b.add_argument("--no-report", action="store_true", help="skip writing the report")
+    from flashmm.cli.replay import add_arguments as add_replay_arguments
+
+    add_replay_arguments(b)
 
     r = sub.add_parser("research", help="reproduce published market-making experiments")
     rsub = r.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
@@ -322,6 +325,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
+    if args.data:
+        from flashmm.cli.replay import run_replay_cmd
+
+        return run_replay_cmd(load_settings(args.config), args)
     from flashmm.cli.backtest import run_backtest_cmd
 
     return run_backtest_cmd(load_settings(args.config), args)
