@@ -21,7 +21,7 @@ from flashmm.domain.instrument import Instrument
 from flashmm.domain.orders import Fill, Liquidity, Side
 from flashmm.marketdata.store import EventStore
 from flashmm.replay import native as nv
-from flashmm.replay.core import ReplayCore
+from flashmm.replay.core import ReplayCore, warm_up
 from flashmm.replay.feed import prepare
 from hotpath.backtest import BacktestResult, Series
 from hotpath.engine import MarketMaker, Signal
@@ -124,6 +124,7 @@ class ReplayBacktest:
         self.instrument = store_instrument(store, cfg.maker_fee_bps, cfg.taker_fee_bps)
         feed = None if cfg.feed_latency_ms is None else int(cfg.feed_latency_ms * 1e6)
         self.arrays = prepare(store, feed)
+        warm_up()
         lat = int(cfg.latency_ms * 1e6)
         track = signal is not None and signal.uses_features
         self.core = ReplayCore(self.arrays, lat, lat, cfg.queue, cfg.queue_power, track)

@@ -131,7 +131,8 @@ class ReplayCore:
             rows = nv.top_levels(self.a.px, self.loc_bid, int(self.S[nv.LOC_BB]), 1, n)
         else:
             rows = nv.top_levels(self.a.px, self.loc_ask, int(self.S[nv.LOC_BA]), -1, n)
-        return [(int(p), int(q)) for p, q in rows]
+        out: list[tuple[int, int]] = list(map(tuple, rows.tolist()))
+        return out
 
     # --- our orders ---------------------------------------------------------------------
     def place(self, handle: int, side: int, price: int, lots: int, now_ns: int) -> None:
@@ -165,3 +166,17 @@ class ReplayCore:
     @property
     def gaps(self) -> int:
         return int(self.S[nv.GAPS])
+
+
+def warm_up() -> None:
+    """Load (or compile, the first time on a machine) every native function, so a timed run
+    measures replay, not the JIT."""
+    from flashmm.replay.feed import ReplayArrays
+
+    one = np.zeros(1, np.int64)
+    arrays = ReplayArrays(one, one, one, one, one, one, one, one + 1, 0)
+    core = ReplayCore(arrays, 0, 0)
+    core.place(0, 1, 1, 1, 0)
+    core.cancel(0, 0)
+    core.advance(-1)
+    core.depth(1, 1)
