@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,3 +121,43 @@ def shared_data() -> Path:
     if d is None:
         pytest.skip("real market data not found: set FLASHMM_SHARED_DATA or put ../shared/data")
     return d
+
+
+# the real recordings the replay tests use, imported once per test process
+REAL_STORES = {
+    "btc-usdm-2024": (
+        "BTCUSDT",
+        "0.1",
+        "0.001",
+        ["binance-usdm/btcusdt_20240718.gz", "binance-usdm/btcusdt_20240719.gz"],
+    ),
+    "btc-usdm-2023": (
+        "BTCUSDT",
+        "0.1",
+        "0.001",
+        ["binance-usdm/btcusdt_20230404.dat.gz", "binance-usdm/btcusdt_20230405.dat.gz"],
+    ),
+}
+
+
+@pytest.fixture(scope="session")
+def real_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``real_store(name)``: the path of an event store imported from the shared recordings."""
+    from flashmm.marketdata.importers import ImportOptions, import_files
+    from flashmm.marketdata.store import StoreInstrument, write_store
+
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            symbol, tick, lot, files = REAL_STORES[name]
+            events, manifest = import_files(
+                "binance-ws",
+                [shared_data / f for f in files],
+                StoreInstrument(symbol, tick, lot),
+                ImportOptions(),
+            )
+            made[name] = write_store(tmp_path_factory.mktemp(name), events, manifest)
+        return made[name]
+
+    return get
