@@ -1,0 +1,1 @@
+"""Replay tests: recorded books through the live engine."""
