@@ -22,6 +22,7 @@ from bench.e2e import bench_e2e
 from bench.estop import bench_estop
 from bench.estop_load import bench_estop_under_load
 from bench.ml import bench_inference
+from bench.replay import bench_replay
 from flashmm.domain.instrument import SEI_USDC
 from flashmm.sim.core import SimVenueCore
 from flashmm.sim.market import SimMarket
@@ -232,6 +233,7 @@ def main() -> None:
         ("live cycle", lambda: bench_live_cycle(3 if q else 30)),
         ("book", lambda: bench_book(60 if q else 900)),
         ("backtest", lambda: bench_backtest(2 if q else 30)),
+        ("replay", lambda: bench_replay(1 if q else 3)),
         ("rss", lambda: bench_rss(3 if q else 20)),
         ("e2e", lambda: bench_e2e(5 if q else 30)),
         ("ml", lambda: bench_inference(500 if q else 3000)),
