@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import Instrument
 from flashmm.domain.orders import Fill, Liquidity, Side
 from flashmm.marketdata.store import EventStore
 from flashmm.replay import native as nv
+from flashmm.replay.book import ReplayBook
 from flashmm.replay.core import ReplayCore, warm_up
 from flashmm.replay.feed import prepare
 from hotpath.backtest import BacktestResult, Series
@@ -93,26 +93,6 @@ def store_instrument(store: EventStore, maker_fee_bps: float, taker_fee_bps: flo
         maker_fee_bps=Decimal(str(maker_fee_bps)),
         taker_fee_bps=Decimal(str(taker_fee_bps)),
     )
-
-
-class ReplayBook(L2Book):
-    """The engine's read-only view of the replayed local book."""
-
-    def __init__(self, core: ReplayCore) -> None:
-        super().__init__()
-        self.core = core
-
-    def refresh(self) -> None:
-        self.best_bid, self.best_ask = self.core.best()
-
-    def depth(self, side: int, n: int) -> list[tuple[int, int]]:
-        return self.core.depth(side, n)
-
-    def lots_at(self, side: int, price: int) -> int:
-        return next((q for p, q in self.core.depth(side, 64) if p == price), 0)
-
-    def set_level(self, side: int, price: int, lots: int) -> None:
-        raise TypeError("a replayed book is read-only: it follows the recording")
 
 
 class ReplayBacktest:
