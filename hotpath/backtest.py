@@ -3,10 +3,16 @@
 Assumptions (each a named option): the engine reads the matcher's L2 book directly (no
 market-data latency; ``VenueParams`` sets order and report latency); quotes refresh every
 ``1/quote_hz`` simulated seconds and at once when the book moves through a live quote.
+
+Two event cores give the same results for the same seed: ``native`` (default; compiled, the
+engine is called once per stop: quote, sample, report, requote) and ``python`` (the
+reference ``SimVenueCore``, one engine call per event). A signal that uses features needs
+every book change (``Signal.observe``) and always runs on the Python core.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,6 +21,7 @@ from typing import Any
 from flashmm.domain.instrument import SEI_USDC, Instrument
 from flashmm.sim.core import SimVenueCore
 from flashmm.sim.matching import Trade
+from flashmm.sim.native import R_HEAP, R_STOP, NativeVenueCore
 from flashmm.sim.params import MarketParams, VenueParams
 from flashmm.venue.base import (
     CancelRejected,
@@ -39,8 +46,11 @@ class BacktestConfig:
     quoting: QuoteParams = field(default_factory=QuoteParams)
     limits: RiskLimits = field(default_factory=RiskLimits)
     instrument: Instrument = SEI_USDC
+    sim_core: str = "native"  # "native" (compiled) or "python" (the reference core)
 
     def __post_init__(self) -> None:
+        if self.sim_core not in ("native", "python"):
+            raise ValueError(f"sim_core must be 'native' or 'python', got {self.sim_core!r}")
         if self.minutes <= 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.quote_hz <= 0:
@@ -73,12 +83,19 @@ class Backtest:
 
     def __init__(self, cfg: BacktestConfig, signal: Signal | None = None) -> None:
         self.cfg = cfg
-        self.core = SimVenueCore(
-            cfg.instrument, cfg.market, cfg.venue, self._on_report, self._on_trades
-        )
-        self.mm = MarketMaker(
-            cfg.instrument, cfg.quoting, cfg.limits, book=self.core.exchange.book, signal=signal
-        )
+        self.core: SimVenueCore | None = None
+        self.native: NativeVenueCore | None = None
+        if cfg.sim_core == "native" and (signal is None or not signal.uses_features):
+            self.native = NativeVenueCore(
+                cfg.instrument, cfg.market, cfg.venue, cfg.quoting.requote_min_interval_s
+            )
+            book = self.native.book
+        else:
+            self.core = SimVenueCore(
+                cfg.instrument, cfg.market, cfg.venue, self._on_report, self._on_trades
+            )
+            book = self.core.exchange.book
+        self.mm = MarketMaker(cfg.instrument, cfg.quoting, cfg.limits, book=book, signal=signal)
         self.series = Series()
         self.fills: list[tuple[float, int, int, int]] = []
         self.max_abs_position_notional = 0.0
@@ -106,8 +123,74 @@ class Backtest:
             mm.on_trade(tr.price, tr.lots, tr.aggressor, ts)
 
     def run(self) -> BacktestResult:
+        wall0 = time.perf_counter()
+        events = self._run_native() if self.native is not None else self._run_python()
+        wall = time.perf_counter() - wall0
+        return BacktestResult(self._summary(events, wall), self.series, self.fills)
+
+    def _run_native(self) -> int:
+        cfg = self.cfg
+        core = self.native
+        assert core is not None
+        mm = self.mm
+        book = mm.book
+        heap = core.heap
+        on_trade = mm.on_trade
+        on_market_data = mm.on_market_data
+        start = core.time
+        end = start + cfg.minutes * 60.0
+        period = 1.0 / cfg.quote_hz
+        next_quote = next_sample = start
+        ev0 = core.events
+        mm.risk.last_data_ns = int(start * 1e9)
+        while True:
+            r = core.advance(next_sample if next_sample < next_quote else next_quote)
+            rows = core.take_trades()
+            if rows:
+                # the engine sees each trade with the book's touch as it was after it
+                for price, lots, aggressor, bb, ba, ts in rows:
+                    book.best_bid = bb
+                    book.best_ask = ba
+                    on_trade(price, lots, aggressor, ts)
+            core.sync_best()
+            ts, t = core.take_last_event()
+            if ts >= 0 and on_market_data(ts):
+                self._quote_native(core, t, reactive=True)
+            if r == R_STOP:
+                if next_quote > end and next_sample > end:
+                    break
+                if next_sample <= next_quote:
+                    core.run_until_later(next_sample)
+                    self._sample(next_sample)
+                    next_sample += cfg.sample_every_s
+                else:
+                    core.run_until_later(next_quote)
+                    self._quote_native(core, next_quote, reactive=False)
+                    next_quote += period
+            elif r == R_HEAP:
+                t = heap[0][0]
+                core.run_until_later(t)
+                ts = int(t * 1e9)
+                while heap and heap[0][0] == t:
+                    self._on_report(t, heapq.heappop(heap)[2])
+                    if on_market_data(ts):
+                        self._quote_native(core, t, reactive=True)
+        core.sync_levels()
+        return core.events - ev0
+
+    def _quote_native(self, core: NativeVenueCore, t: float, reactive: bool) -> None:
+        core.sync_levels()
+        now = int(t * 1e9)
+        batch = self.mm.cycle(now, reactive=reactive)
+        bid, ask = self.mm.quoted
+        core.set_quoted(bid, ask, now)
+        if batch:
+            core.submit(batch, t)
+
+    def _run_python(self) -> int:
         cfg = self.cfg
         core = self.core
+        assert core is not None
         market = core.market
         mm = self.mm
         start = market.time
@@ -117,7 +200,6 @@ class Backtest:
         next_sample = start
         ev0 = market.events
         mm.risk.last_data_ns = int(start * 1e9)
-        wall0 = time.perf_counter()
         while True:
             t_next = core.next_time()
             if next_quote <= t_next or next_sample <= t_next:
@@ -129,21 +211,19 @@ class Backtest:
                     next_sample += cfg.sample_every_s
                     continue
                 market.run_until(next_quote)
-                self._quote(next_quote, reactive=False)
+                self._quote(core, next_quote, reactive=False)
                 next_quote += period
                 continue
             core.step()
             now = market.time
             if mm.on_market_data(int(now * 1e9)):
-                self._quote(now, reactive=True)
-        wall = time.perf_counter() - wall0
-        events = market.events - ev0
-        return BacktestResult(self._summary(events, wall), self.series, self.fills)
+                self._quote(core, now, reactive=True)
+        return market.events - ev0
 
-    def _quote(self, t: float, reactive: bool) -> None:
+    def _quote(self, core: SimVenueCore, t: float, reactive: bool) -> None:
         batch = self.mm.cycle(int(t * 1e9), reactive=reactive)
         if batch:
-            self.core.submit(batch, t)
+            core.submit(batch, t)
 
     def _sample(self, t: float) -> None:
         s = self.series

@@ -1,0 +1,346 @@
+"""The simulated venue on the compiled event core, for the backtest.
+
+``NativeVenueCore`` is ``SimVenueCore`` with the background market and the matcher in
+compiled code (``native_core``): it advances natively until the next quote or sample time,
+a report falling due, or the book moving through our quote, and hands over what happened
+since (market trades in order, reports on a heap). Python runs once per stop instead of
+once per event. Same seed, same results as ``SimVenueCore``: the random draws come from the
+same generator calls in the same order. No L2 delta stream: the in-process venue keeps the
+Python core.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from itertools import count
+from typing import Any
+
+import numpy as np
+
+from flashmm.book.l2 import L2Book
+from flashmm.domain.instrument import Instrument
+from flashmm.domain.orders import Fill, Liquidity, Side
+from flashmm.sim import native_book as nb
+from flashmm.sim import native_core as nc
+from flashmm.sim import native_events as ne
+from flashmm.sim.params import MarketParams, VenueParams
+from flashmm.venue.base import (
+    CancelRejected,
+    OrderAccepted,
+    OrderBatch,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    VenueEvent,
+)
+
+BATCH = 8192  # as flashmm.sim.rng: the same generator calls, so the same numbers
+R_STOP, R_HEAP, R_REACTIVE, R_ROOM = ne.R_STOP, ne.R_HEAP, ne.R_REACTIVE, ne.R_ROOM
+
+TradeRow = list[int]  # price, lots, aggressor, best bid after, best ask after, ts_ns
+
+
+class NativeVenueCore:
+    """Background market + our order flow in compiled code, one clock (seconds)."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        market: MarketParams,
+        venue: VenueParams,
+        requote_min_interval_s: float = 0.0,
+        price_capacity: int = 0,
+    ) -> None:
+        """``price_capacity``: ticks the level arrays cover at first (0 = from the start
+        price); they grow when the market gets near the top."""
+        self.instrument = instrument
+        self.vp = venue
+        self.book = L2Book()
+        self.heap: list[tuple[float, int, VenueEvent]] = []
+        self._seq = count()
+        self._fill_no = count(1)
+        self._tag_of: dict[str, int] = {}
+        self._cids: list[str] = []
+        self._gen = np.random.default_rng(market.seed)
+        self._draw = (self._gen.random, self._gen.standard_normal, self._gen.standard_exponential)
+        p = market
+        ist = np.zeros(nb.N_IST, np.int64)
+        fst = np.zeros(nb.N_FST, np.float64)
+        s2 = p.size_dispersion**2
+        limit_rate = p.limit_A / (1.0 - math.exp(-p.limit_k))
+        const_rate = 2 * limit_rate + 2 * p.noise_market_rate + p.informed_rate + p.jump_rate
+        for i, v in (
+            (nb.F_VOL, p.fair_vol),
+            (nb.F_JSIG, p.jump_sigma),
+            (nb.F_LK, p.limit_k),
+            (nb.F_AW, p.anchor_weight),
+            (nb.F_CANCEL, p.cancel_rate),
+            (nb.F_NMR, p.noise_market_rate),
+            (nb.F_INF, p.informed_rate),
+            (nb.F_EDGE, p.informed_edge),
+            (nb.F_DISP, p.size_dispersion),
+            (nb.F_MULIM, math.log(p.limit_size_mean) - s2 / 2),
+            (nb.F_MUMKT, math.log(p.market_size_mean) - s2 / 2),
+            (nb.F_LIMRATE, limit_rate),
+            (nb.F_CONST, const_rate),
+            (nb.F_RL, venue.report_latency_s),
+            (nb.F_MININT, requote_min_interval_s * 1e9),
+            (nb.F_FAIR, float(p.start_price)),
+            (nb.F_HEAP, math.inf),
+            (nb.F_PEND, p.warmup_s if p.warmup_s > 0 else -1.0),
+            (nb.F_STOP, -math.inf),
+        ):
+            fst[i] = v
+        # a generous bound on how far above the book one event can put a price
+        margin = p.max_depth_ticks + 64 + int(16 * (p.jump_sigma + p.fair_vol))
+        ist[nb.I_MARGIN] = margin
+        ist[nb.I_MAXDEPTH] = p.max_depth_ticks
+        ist[nb.I_START] = p.start_price
+        ist[nb.I_NEXT_OID] = 1
+        ist[nb.I_LASTTS] = -1
+        cap = price_capacity or 1 << max(12, (2 * p.start_price + 4 * margin).bit_length())
+        slots = 4096
+        ist[nb.I_FREE] = 0
+        ist[nb.I_NFREE] = slots
+        self._ist = ist
+        self._fst = fst
+        self._rb = np.zeros((3, 2 * BATCH), np.float64)
+        self._lev = nb.new_levels(cap)
+        self._ordr = nb.new_orders(slots)
+        self._noise = np.zeros((2, slots), np.int64)
+        self._tags = np.zeros((1024, 2), np.int64)
+        self._aq = np.zeros((1024, 6), np.int64)
+        self._ab = np.zeros((256, 2), np.int64)
+        self._abt = np.zeros(256, np.float64)
+        self._trd = np.zeros((4 * ne.ROOM_ROWS, 6), np.int64)
+        self._rep = np.zeros((4 * ne.ROOM_ROWS, 7), np.int64)
+        self._rept = np.zeros((4 * ne.ROOM_ROWS, 2), np.float64)
+        self._dirty = np.zeros((2 * cap, 3), np.int64)
+        self._pack()
+        while self.advance(-math.inf) == R_ROOM:  # seed book and warm-up
+            self.take_trades()
+        self.take_trades()
+        self.sync_levels()
+        ist[nb.I_LASTTS] = -1
+
+    def _pack(self) -> None:
+        self._args = (
+            self._ist,
+            self._fst,
+            self._rb,
+            self._lev,
+            self._ordr,
+            self._noise,
+            self._tags,
+            self._aq,
+            self._ab,
+            self._abt,
+            self._trd,
+            self._rep,
+            self._rept,
+            self._dirty,
+        )
+
+    # --- state --------------------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        return float(self._fst[nb.F_TIME])
+
+    @property
+    def events(self) -> int:
+        """Background events processed so far (warm-up included), as ``SimMarket.events``."""
+        return int(self._ist[nb.I_EVENTS])
+
+    @property
+    def fair(self) -> float:
+        return float(self._fst[nb.F_FAIR])
+
+    @property
+    def price_capacity(self) -> int:
+        """Ticks the level arrays cover now."""
+        return int(self._lev.shape[1])
+
+    def take_last_event(self) -> tuple[int, float]:
+        """(ns, s) of the last event the engine has not been told about; ns is -1 if none."""
+        ist = self._ist
+        ts = int(ist[nb.I_LASTTS])
+        ist[nb.I_LASTTS] = -1
+        return ts, float(self._fst[nb.F_LASTT])
+
+    def set_quoted(self, bid: int, ask: int, cycle_ns: int) -> None:
+        """Our innermost quotes and last cycle time, for the native requote test."""
+        ist = self._ist
+        ist[nb.I_QB] = bid
+        ist[nb.I_QA] = ask
+        ist[nb.I_LASTCYC] = cycle_ns
+
+    def run_until_later(self, t: float) -> None:
+        """``SimMarket.run_until(t)``, applied at the start of the next ``advance``."""
+        self._fst[nb.F_PEND] = t
+
+    # --- the book -----------------------------------------------------------------------
+    def sync_best(self) -> None:
+        book = self.book
+        book.best_bid = int(self._ist[nb.I_BB])
+        book.best_ask = int(self._ist[nb.I_BA])
+
+    def sync_levels(self) -> None:
+        """Bring ``book`` up to the matcher's levels (only the ones changed since last)."""
+        ist = self._ist
+        n = int(ist[nb.I_NDIRTY])
+        if n:
+            bids = self.book.bids
+            asks = self.book.asks
+            for side, price, lots in self._dirty[:n].tolist():
+                levels = bids if side > 0 else asks
+                if lots:
+                    levels[price] = lots
+                else:
+                    levels.pop(price, None)
+            ist[nb.I_SYNCED] = 1
+        self.sync_best()
+
+    # --- orders -------------------------------------------------------------------------
+    def _tag(self, cid: str) -> int:
+        tag = self._tag_of.get(cid)
+        if tag is None:
+            tag = self._tag_of[cid] = len(self._cids)
+            self._cids.append(cid)
+            if tag >= len(self._tags):
+                self._tags = _grown(self._tags, 2 * len(self._tags))
+                self._pack()
+        return tag
+
+    def submit(self, batch: OrderBatch, now: float) -> None:
+        """Our batch leaves now and reaches the matcher ``order_latency_s`` later."""
+        ist = self._ist
+        post_only = self.vp.post_only
+        rows = [(ne.OP_CANCEL, self._tag(c.client_id), 0, 0, 0, 0) for c in batch.cancels]
+        top = 0
+        for p in batch.places:
+            po = 1 if post_only or p.post_only else 0
+            rows.append((ne.OP_PLACE, self._tag(p.client_id), int(p.side), p.price, p.lots, po))
+            top = max(top, p.price)
+        if top + 2 >= self._lev.shape[1]:
+            self._grow_prices(top + 2)
+        b, a = int(ist[nb.I_ABH]), int(ist[nb.I_ABT])
+        if b == a:  # queue drained: start over at the front
+            b = a = 0
+            ist[nb.I_ABH] = ist[nb.I_ABT] = ist[nb.I_AQT] = 0
+        q = int(ist[nb.I_AQT])
+        n = len(rows)
+        if a >= len(self._ab) or q + n > len(self._aq):
+            self._ab = _grown(self._ab, 2 * len(self._ab))
+            self._abt = _grown(self._abt, 2 * len(self._abt))
+            self._aq = _grown(self._aq, 2 * (len(self._aq) + n))
+            self._pack()
+        if n:
+            self._aq[q : q + n] = rows
+        self._ab[a] = (q, q + n)
+        self._abt[a] = now + self.vp.order_latency_s
+        ist[nb.I_ABT] = a + 1
+        ist[nb.I_AQT] = q + n
+
+    # --- running ------------------------------------------------------------------------
+    def advance(self, stop_at: float) -> int:
+        """Run natively until ``stop_at`` (a quote or sample time) or something the Python
+        side must handle; reports are on ``heap`` afterwards, trades in ``take_trades``."""
+        fst = self._fst
+        fst[nb.F_STOP] = stop_at
+        fst[nb.F_HEAP] = self.heap[0][0] if self.heap else math.inf
+        while True:
+            r = int(nc.advance(*self._args))
+            if ne.R_NEED_U <= r <= ne.R_NEED_E:
+                self._refill(r - ne.R_NEED_U)
+                continue
+            if r == R_ROOM:
+                self._make_room()
+            break
+        if self._ist[nb.I_NREP]:
+            self._push_reports()
+        return r
+
+    def _refill(self, s: int) -> None:
+        ist = self._ist
+        i, n = int(ist[nb.I_UI + s]), int(ist[nb.I_UL + s])
+        row = self._rb[s]
+        k = n - i
+        row[:k] = row[i:n].copy()
+        row[k : k + BATCH] = self._draw[s](BATCH)
+        ist[nb.I_UI + s] = 0
+        ist[nb.I_UL + s] = k + BATCH
+
+    def _make_room(self) -> None:
+        ist = self._ist
+        if ist[nb.I_NFREE] < ne.ROOM_SLOTS + len(self._aq):
+            old = self._ordr
+            n = len(old)
+            ordr = nb.new_orders(n, first_free=n)
+            ordr[-1, nb.O_NEXT] = ist[nb.I_FREE]
+            self._ordr = np.concatenate([old, ordr])
+            self._noise = _grown(self._noise.T, 2 * n).T.copy()
+            ist[nb.I_FREE] = n
+            ist[nb.I_NFREE] += n
+        hi = max(int(ist[nb.I_BB]), int(ist[nb.I_BA]), int(self.fair) + 1)
+        self._grow_prices(hi + int(ist[nb.I_MARGIN]) + 1)
+        self._pack()
+
+    def _grow_prices(self, need: int) -> None:
+        cap = self._lev.shape[1]
+        if need < cap:
+            return
+        new = 1 << need.bit_length()
+        lev = nb.new_levels(new)
+        lev[:, :cap] = self._lev
+        self._lev = lev
+        self._dirty = _grown(self._dirty, 2 * new)
+        self._pack()
+
+    def _push_reports(self) -> None:
+        ist = self._ist
+        n = int(ist[nb.I_NREP])
+        rows = self._rep[:n].tolist()
+        times = self._rept[:n].tolist()
+        ist[nb.I_NREP] = 0
+        heap = self.heap
+        cids = self._cids
+        seq = self._seq
+        for (kind, tag, a, b, price, lots, side), (t, due) in zip(rows, times, strict=True):
+            cid = cids[tag]
+            ts = int(t * 1e9)
+            ev: VenueEvent
+            if kind == ne.REP_FILL:
+                fee = self.instrument.fee(price, lots, maker=True)
+                fid = f"sim-{next(self._fill_no)}"
+                fill = Fill(fid, cid, Side(side), price, lots, fee, Liquidity.MAKER, ts)
+                ev = OrderFilled(fill, b)
+            elif kind == ne.REP_ACK:
+                ev = OrderAccepted(cid, a, ts)
+            elif kind == ne.REP_CANCELLED:
+                ev = OrderCancelled(cid, a, ts)
+            elif kind == ne.REP_CANCEL_REJ:
+                ev = CancelRejected(cid, "order not open", ts)
+            elif kind == ne.REP_REJ_POST:
+                ev = OrderRejected(cid, "post-only order would cross", ts)
+            else:
+                ev = OrderRejected(cid, "invalid price or size", ts)
+            heapq.heappush(heap, (due, next(seq), ev))
+
+    def take_trades(self) -> list[TradeRow]:
+        """Market executions since the last call, in order: (price, lots, aggressor, best
+        bid and best ask after the event, event time in ns)."""
+        ist = self._ist
+        n = int(ist[nb.I_NTRD])
+        if not n:
+            return []
+        ist[nb.I_NTRD] = 0
+        rows: list[TradeRow] = self._trd[:n].tolist()
+        return rows
+
+
+def _grown(a: Any, n: int) -> Any:
+    """``a`` with its first axis grown to ``n`` rows (zeros after the old ones)."""
+    out = np.zeros((n, *a.shape[1:]), a.dtype)
+    out[: len(a)] = a
+    return out
