@@ -28,6 +28,7 @@ from flashmm.venue.sei.gas import GasConfig, GasEstimator, Urgency
 from flashmm.venue.sei.rest import RestClient
 from flashmm.venue.sei.tx import FEE_DENOM, build_tx, send_msg, tx_hash
 from flashmm.venue.sei.wallet import Wallet, valid_address
+from workflows.policies import KEY_UNAVAILABLE
 from workflows.rotate_key import (
     CreateKeyRequest,
     KeyInfo,
@@ -48,7 +49,7 @@ def _keystore_id(ref: str) -> str:
     if kind != "keystore" or not key_id:
         raise ApplicationError(
             f"{ref.split(':')[0]!r} is not a keystore reference",
-            type="KeyError",
+            type=KEY_UNAVAILABLE,
             non_retryable=True,
         )
     return key_id
@@ -90,7 +91,9 @@ class KeyActivities:
             wallet: Wallet = await asyncio.to_thread(resolve_key, self.s, ref, market)
         except Exception as e:  # wrong secret, unknown or retired key, unsupported reference
             raise ApplicationError(
-                f"cannot use key {ref.split(':')[0]}: {e}", type="KeyError", non_retryable=True
+                f"cannot use key {ref.split(':')[0]}: {e}",
+                type=KEY_UNAVAILABLE,
+                non_retryable=True,
             ) from None
         return wallet
 
@@ -128,7 +131,7 @@ class KeyActivities:
             try:
                 return _info(await asyncio.to_thread(self._keystore().meta, _keystore_id(ref)))
             except KeystoreError as e:
-                raise ApplicationError(str(e), type="KeyError", non_retryable=True) from None
+                raise ApplicationError(str(e), type=KEY_UNAVAILABLE, non_retryable=True) from None
         wallet = await self._wallet(ref, "")
         return KeyInfo(ref, wallet.address, "dev", "active")
 
@@ -138,7 +141,7 @@ class KeyActivities:
         try:
             return _info(await asyncio.to_thread(self._keystore().retire, _keystore_id(ref)))
         except KeystoreError as e:
-            raise ApplicationError(str(e), type="KeyError", non_retryable=True) from None
+            raise ApplicationError(str(e), type=KEY_UNAVAILABLE, non_retryable=True) from None
 
     # --- venue --------------------------------------------------------------------------------
     def _rest(self) -> RestClient:
@@ -171,7 +174,9 @@ class KeyActivities:
             raise ApplicationError(f"unknown transfer mode {req.mode!r}", non_retryable=True)
         if not valid_address(req.to_address):
             raise ApplicationError(
-                f"invalid recipient {req.to_address!r}", type="KeyError", non_retryable=True
+                f"invalid recipient {req.to_address!r}",
+                type=KEY_UNAVAILABLE,
+                non_retryable=True,
             )
         wallet = await self._wallet(req.from_ref, req.market)
         gas = GasEstimator(

@@ -15,6 +15,7 @@ from flashmm.venue.sei.gas import GasConfig, GasEstimator, Urgency
 from flashmm.venue.sei.rest import RestClient
 from flashmm.venue.sei.tx import ChainCancel, MarketRef, build_tx, cancel_msg
 from flashmm.venue.sei.wallet import Wallet
+from workflows.policies import KEY_UNAVAILABLE
 from workflows.types import VenueRequest
 
 
@@ -31,7 +32,9 @@ class VenueActivities:
             wallet: Wallet = resolve_key(self.s, ref, req.market)
         except Exception as e:
             raise ApplicationError(
-                f"cannot use key {ref.split(':')[0]}: {e}", type="KeyError", non_retryable=True
+                f"cannot use key {ref.split(':')[0]}: {e}",
+                type=KEY_UNAVAILABLE,
+                non_retryable=True,
             ) from None
         return wallet
 

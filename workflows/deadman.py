@@ -22,6 +22,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.policies import FAST, STEADY, UNTIL_VERIFIED
 from workflows.types import (
     AuditEntry,
     HotpathCommand,
@@ -29,21 +30,6 @@ from workflows.types import (
     VenueRequest,
     host_queue,
     lifecycle_id,
-)
-
-FAST = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_attempts=3,
-    non_retryable_error_types=["CommandRefused", "UnknownMarket", "Misconfigured"],
-)
-UNTIL_VERIFIED = RetryPolicy(
-    initial_interval=timedelta(milliseconds=250),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    non_retryable_error_types=["KeyError"],
-)
-STEADY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)
 )
 
 

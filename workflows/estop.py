@@ -1,9 +1,12 @@
 """EmergencyStop: for one market or all, make sure nothing of ours rests on the venue.
 
-Per market, in parallel: tell the hot path to halt (best effort: if it is unreachable the
-venue cancel below is what counts), record HALTED in the market's lifecycle, cancel every
-resting order on the venue and verify none remain (retried until verified), read the
-balances for reconciliation, persist the halt in PostgreSQL. Then notify and audit.
+Per market, independently and in parallel: persist the halt (so a restart comes back halted)
+while telling the hot path to halt, record HALTED in the market's lifecycle, cancel every
+resting order on the venue and verify none remain (retried until verified, within a bound),
+read the balances for reconciliation, flatten if asked. One market's failure never blocks
+another's; a step that fails is recorded in that market's result and the stop goes on. A
+notification goes out when the stop starts and when it ends (with what failed); then audit.
+Every activity has bounded timeouts. The ``progress`` query shows each market's step.
 
 Started with the id ``estop/<markets>`` by signal-with-start: a second stop for the same
 markets while one runs joins that run as an ``also_stop`` signal and is carried out after it
@@ -11,11 +14,15 @@ markets while one runs joins that run as an ``also_stop`` signal and is carried 
 for that), never dropped; one started after the run ended is a new run. Every id this
 workflow derives (hot-path command ids, notification de-dup keys, audit request ids) holds
 the run id and the request's number in the run, so no stop is mistaken for an earlier one.
+
+Versioning: runs of v0.1.0 took the path in ``estop_v1.py``; ``workflow.patched("estop-v2")``
+keeps their histories replaying.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +31,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from flashmm.inputs import storable_text
+from workflows.estop_v1 import stop_v1
+from workflows.policies import FAST, FEW, STEADY, UNTIL_VERIFIED
 from workflows.types import (
     AuditEntry,
     EmergencyStopInput,
@@ -37,18 +46,11 @@ from workflows.types import (
     lifecycle_id,
 )
 
-FAST = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_attempts=3,
-    non_retryable_error_types=["CommandRefused", "UnknownMarket"],
-)
-UNTIL_VERIFIED = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    non_retryable_error_types=["KeyError"],
-)
-STEADY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+PATCH = "estop-v2"
+# the bound on verifying cancels: past it the stop reports the market "incomplete" and ends
+# (the hot path is halted and the halt persisted either way; operators are told)
+CANCEL_BOUND = timedelta(minutes=5)
+NOTIFY = RetryPolicy(maximum_attempts=3)
 
 
 @workflow.defn(name="EmergencyStop")
@@ -56,6 +58,7 @@ class EmergencyStop:
     def __init__(self) -> None:
         self._joined: list[EmergencyStopInput] = []
         self._first_request = ""
+        self._progress: dict[str, str] = {}
 
     @workflow.signal(name="also_stop")
     def also_stop(self, inp: EmergencyStopInput) -> None:
@@ -66,6 +69,11 @@ class EmergencyStop:
         if any(j.request_id and j.request_id == inp.request_id for j in self._joined):
             return
         self._joined.append(inp)
+
+    @workflow.query(name="progress")
+    def progress(self) -> dict[str, str]:
+        """Each market's current step in the request being carried out ("3 joined" etc.)."""
+        return dict(self._progress)
 
     @workflow.run
     async def run(self, inp: EmergencyStopInput) -> EmergencyStopResult:
@@ -83,6 +91,7 @@ class EmergencyStop:
                     j.request_id, j.actor, j.reason, j.flatten, j_markets, j_notified, j_hash
                 )
             )
+        self._progress["request"] = "done"
         return EmergencyStopResult(inp.reason, markets, notified, audit_hash, joined)
 
     async def _stop(
@@ -91,112 +100,187 @@ class EmergencyStop:
         """One request: every market in parallel, then notify and audit."""
         inp.reason = storable_text(inp.reason)  # a NUL must not cost the halt or the record
         tag = f"{workflow.info().workflow_id}/{workflow.info().run_id}/{n}"
-        results = await asyncio.gather(*(self._stop_market(m, inp, tag) for m in inp.markets))
+        if not workflow.patched(PATCH):
+            return await stop_v1(inp, tag)
+        self._progress = {"request": str(n)}
+        title = f"Emergency stop: {', '.join(inp.markets)}"
+        await _attempt(
+            _notify(Notice(title, f"started: {inp.reason} (by {inp.actor})", "critical",
+                           f"estop/{tag}/start"))
+        )  # fmt: skip
+        results = await asyncio.gather(*(self._market(m, inp, tag) for m in inp.markets))
+        failed = [f"{r.market}: {e}" for r in results for e in r.errors]
         summary = ", ".join(
-            f"{r.market}: {r.cancelled} cancelled, {r.verified_open} open" for r in results
+            f"{r.market}: {r.cancelled} cancelled, "
+            + (f"{r.verified_open} open" if r.verified_open >= 0 else "open orders unknown")
+            for r in results
         )
-        notified = await workflow.execute_activity(
-            "notify",
-            Notice(
-                f"Emergency stop: {', '.join(inp.markets)}",
-                f"{inp.reason} (by {inp.actor}). {summary}",
-                "critical",
-                f"estop/{tag}",
-            ),
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=RetryPolicy(maximum_attempts=3),
-            result_type=bool,
+        ok, notified, _ = await _attempt(
+            _notify(
+                Notice(
+                    title,
+                    f"ended: {inp.reason} (by {inp.actor}). {summary}"
+                    + (f". FAILED: {'; '.join(failed)}" if failed else ""),
+                    "critical",
+                    f"estop/{tag}",
+                )
+            )
         )
-        audit_hash = await workflow.execute_activity(
-            "audit",
-            AuditEntry(
-                inp.actor,
-                "emergency_stop",
-                ",".join(inp.markets),
-                {"reason": inp.reason, "flatten": inp.flatten, "request_id": inp.request_id},
-                "verified" if all(r.verified_open == 0 for r in results) else "incomplete",
-                tag,
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=STEADY,
-            result_type=str,
-        )
-        return list(results), notified, audit_hash
-
-    async def _stop_market(
-        self, market: str, inp: EmergencyStopInput, tag: str
-    ) -> MarketStopResult:
-        halted, detail = True, "halted"
-        try:
-            await workflow.execute_activity(
-                "hotpath_command",
-                HotpathCommand(
-                    market,
-                    f"{tag}/halt/{market}",
-                    "halt",
-                    {"reason": f"emergency stop: {inp.reason}"},
+        complete = not failed and all(r.verified_open == 0 for r in results)
+        _, audit_hash, err = await _attempt(
+            workflow.execute_activity(
+                "audit",
+                AuditEntry(
+                    inp.actor,
+                    "emergency_stop",
+                    ",".join(inp.markets),
+                    {
+                        "reason": inp.reason,
+                        "flatten": inp.flatten,
+                        "request_id": inp.request_id,
+                        "failed": failed,
+                    },
+                    "verified" if complete else "incomplete",
+                    tag,
                 ),
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(hours=1),
+                retry_policy=STEADY,
+                result_type=str,
+            )
+        )
+        if err:
+            workflow.logger.error("emergency stop %s: audit not written: %s", tag, err)
+        return list(results), bool(ok and notified), audit_hash or ""
+
+    async def _market(self, market: str, inp: EmergencyStopInput, tag: str) -> MarketStopResult:
+        reason = f"emergency stop: {inp.reason}"
+        errors: list[str] = []
+        self._progress[market] = "halting"
+        persisted, halt = await asyncio.gather(
+            _attempt(
+                workflow.execute_activity(
+                    "persist_halt",
+                    args=[market, reason],
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=STEADY,
+                )
+            ),
+            _attempt(
+                workflow.execute_activity(
+                    "hotpath_command",
+                    HotpathCommand(market, f"{tag}/halt/{market}", "halt", {"reason": reason}),
+                    task_queue=host_queue(market),
+                    start_to_close_timeout=timedelta(seconds=5),
+                    schedule_to_close_timeout=timedelta(seconds=15),
+                    retry_policy=FAST,
+                    result_type=dict,
+                )
+            ),
+        )
+        if not persisted[0]:
+            errors.append(f"persist halt: {persisted[2]}")
+        halted = halt[0]
+        detail = "halted" if halted else f"hot path not reached: {halt[2]}"
+        try:
+            await workflow.get_external_workflow_handle(lifecycle_id(market)).signal(
+                "halted_by_emergency_stop", reason
+            )
+        except Exception:  # no lifecycle workflow for this market: nothing to update
+            workflow.logger.info("no lifecycle workflow for %s", market)
+        self._progress[market] = "cancelling"
+        ok, venue, err = await _attempt(
+            workflow.execute_activity(
+                "venue_cancel_all",
+                VenueRequest(market),
+                start_to_close_timeout=timedelta(seconds=60),
+                schedule_to_close_timeout=CANCEL_BOUND,
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=UNTIL_VERIFIED,
+                result_type=dict,
+            )
+        )
+        cancelled, still_open = (int(venue["cancelled"]), int(venue["open"])) if ok else (0, -1)
+        if not ok:
+            errors.append(f"cancel: {err}")
+        self._progress[market] = "reconciling"
+        ok, position, err = await _attempt(
+            workflow.execute_activity(
+                "venue_balances",
+                VenueRequest(market),
+                start_to_close_timeout=timedelta(seconds=15),
+                schedule_to_close_timeout=timedelta(seconds=60),
+                retry_policy=FEW,
+                result_type=dict,
+            )
+        )
+        if not ok:
+            errors.append(f"balances: {err}")
+        flattened: dict[str, Any] = {}
+        if inp.flatten and halted:
+            self._progress[market] = "flattening"
+            flattened, err = await self._flatten(market, inp)
+            if err:
+                errors.append(f"flatten: {err}")
+        self._progress[market] = "done" if not errors else "done with errors"
+        return MarketStopResult(
+            market,
+            halted,
+            detail,
+            cancelled,
+            still_open,
+            position or {},
+            flattened,
+            errors,
+            persisted[0],
+        )
+
+    async def _flatten(self, market: str, inp: EmergencyStopInput) -> tuple[dict[str, Any], str]:
+        ok, status, err = await _attempt(
+            workflow.execute_activity(
+                "hotpath_status",
+                market,
                 task_queue=host_queue(market),
                 start_to_close_timeout=timedelta(seconds=5),
                 schedule_to_close_timeout=timedelta(seconds=15),
                 retry_policy=FAST,
                 result_type=dict,
             )
-        except ActivityError as e:
-            halted, detail = False, f"hot path not reached: {e.cause or e}"
-        try:
-            await workflow.get_external_workflow_handle(lifecycle_id(market)).signal(
-                "halted_by_emergency_stop", f"emergency stop: {inp.reason}"
-            )
-        except Exception:  # no lifecycle workflow for this market: nothing to update
-            workflow.logger.info("no lifecycle workflow for %s", market)
-        venue = await workflow.execute_activity(
-            "venue_cancel_all",
-            VenueRequest(market),
-            start_to_close_timeout=timedelta(seconds=60),
-            heartbeat_timeout=timedelta(seconds=10),
-            retry_policy=UNTIL_VERIFIED,
-            result_type=dict,
         )
-        position = await workflow.execute_activity(
-            "venue_balances",
-            VenueRequest(market),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=STEADY,
-            result_type=dict,
-        )
-        flattened: dict[str, Any] = {}
-        if inp.flatten and halted:
-            status = await workflow.execute_activity(
-                "hotpath_status",
-                market,
-                task_queue=host_queue(market),
-                start_to_close_timeout=timedelta(seconds=5),
+        if not ok:
+            return {}, f"position unknown: {err}"
+        lots = int(status.get("position_lots", 0))
+        if not lots:
+            return {}, ""
+        ok, flattened, err = await _attempt(
+            workflow.execute_activity(
+                "venue_flatten",
+                VenueRequest(market, "", inp.loss_budget_usdc, lots),
+                start_to_close_timeout=timedelta(seconds=60),
+                schedule_to_close_timeout=timedelta(minutes=3),
+                heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=FAST,
                 result_type=dict,
             )
-            lots = int(status.get("position_lots", 0))
-            if lots:
-                flattened = await workflow.execute_activity(
-                    "venue_flatten",
-                    VenueRequest(market, "", inp.loss_budget_usdc, lots),
-                    start_to_close_timeout=timedelta(seconds=60),
-                    heartbeat_timeout=timedelta(seconds=10),
-                    retry_policy=FAST,
-                    result_type=dict,
-                )
-        await workflow.execute_activity(
-            "persist_halt",
-            args=[market, f"emergency stop: {inp.reason}"],
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=STEADY,
         )
-        return MarketStopResult(
-            market,
-            halted,
-            detail,
-            int(venue["cancelled"]),
-            int(venue["open"]),
-            position,
-            flattened,
-        )
+        return (flattened if ok else {}), err
+
+
+def _notify(notice: Notice) -> Awaitable[bool]:
+    return workflow.execute_activity(
+        "notify",
+        notice,
+        start_to_close_timeout=timedelta(seconds=30),
+        schedule_to_close_timeout=timedelta(minutes=2),
+        retry_policy=NOTIFY,
+        result_type=bool,
+    )
+
+
+async def _attempt(step: Awaitable[Any]) -> tuple[bool, Any, str]:
+    """(succeeded, result or None, why it failed): a failed step is recorded, never fatal."""
+    try:
+        return True, await step, ""
+    except ActivityError as e:
+        return False, None, str(e.cause or e)

@@ -25,14 +25,14 @@ KEYSTORE = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
-    non_retryable_error_types=["KeystoreError", "KeyError", "KeyRetired"],
+    non_retryable_error_types=["KeystoreError", "SigningKeyUnavailable", "KeyRetired"],
 )
 READ = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=5),
     maximum_attempts=10,
-    non_retryable_error_types=["KeyError", "KeystoreError"],
+    non_retryable_error_types=["SigningKeyUnavailable", "KeystoreError"],
 )
 # the same signed bytes every attempt: retrying a broadcast cannot move funds twice
 BROADCAST = RetryPolicy(
@@ -45,7 +45,7 @@ BROADCAST = RetryPolicy(
         "TransferFailed",
         "TransferRefused",
         "InsufficientFunds",
-        "KeyError",
+        "SigningKeyUnavailable",
     ],
 )
 PREPARE = RetryPolicy(
@@ -53,7 +53,7 @@ PREPARE = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=10,
-    non_retryable_error_types=["InsufficientFunds", "KeyError", "KeystoreError"],
+    non_retryable_error_types=["InsufficientFunds", "SigningKeyUnavailable", "KeystoreError"],
 )
 SWITCH = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -71,7 +71,7 @@ UNTIL_VERIFIED = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=5),
-    non_retryable_error_types=["KeyError"],
+    non_retryable_error_types=["SigningKeyUnavailable"],
 )
 STEADY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 TRANSFER_ROUNDS = 3  # prepare again only when the chain proves the last bytes cannot land

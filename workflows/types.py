@@ -77,6 +77,10 @@ class MarketStopResult:
     verified_open: int
     position: dict[str, Any] = field(default_factory=dict)
     flattened: dict[str, Any] = field(default_factory=dict)
+    # the steps that failed ("cancel: ...", "balances: ..."); empty when every step succeeded.
+    # verified_open is -1 when the venue could not be checked.
+    errors: list[str] = field(default_factory=list)
+    halt_persisted: bool = True
 
 
 @dataclass

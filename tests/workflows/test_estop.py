@@ -128,7 +128,10 @@ async def test_all_markets_halted_cancelled_verified_recorded(
     assert w.open == {"SEI/USDC": 0, "ATOM/USDC": 0}
     assert {c.command for c in w.halts} == {"halt"} and len(w.halts) == 2
     assert sorted(m for m, _ in w.persisted) == sorted(MARKETS)
-    assert len(w.notices) == 1 and w.notices[0].severity == "critical"
+    # operators hear when the stop starts and when it ends (with the outcome)
+    assert [n.text.split(":")[0] for n in w.notices] == ["started", "ended"]
+    assert all(n.severity == "critical" for n in w.notices)
+    assert "FAILED" not in w.notices[1].text
     assert w.audits[0].action == "emergency_stop" and w.audits[0].outcome == "verified"
     assert res.notified and res.audit_hash == "ab" * 32
 
@@ -178,7 +181,7 @@ async def test_two_starts_at_once_share_one_run_and_both_are_carried_out(
     assert len(ra.joined) == 1 and ra.joined[0].reason == "double click"
     assert len(w.audits) == 2 and len({a.request_id for a in w.audits}) == 2
     assert len(w.halts) == 2 and len({h.command_id for h in w.halts}) == 2
-    assert len({n.dedup_key for n in w.notices}) == 2
+    assert len({n.dedup_key for n in w.notices}) == 4  # start and end of each request
 
 
 class SlowWorld(World):
@@ -275,7 +278,8 @@ async def test_a_second_stop_after_the_first_ended_halts_again_with_new_ids(
     ids = [h.command_id for h in w.halts]
     assert len(ids) == 2 and ids[0] != ids[1]
     assert all(run in cid for run, cid in zip(runs, ids, strict=True))
-    assert all(run in n.dedup_key for run, n in zip(runs, w.notices, strict=True))
+    ends = [n for n in w.notices if not n.dedup_key.endswith("/start")]
+    assert all(run in n.dedup_key for run, n in zip(runs, ends, strict=True))
     assert all(run in a.request_id for run, a in zip(runs, w.audits, strict=True))
     assert w.halts[1].args["reason"] == "emergency stop: second"
 

@@ -1,5 +1,7 @@
-"""Recorded histories of every workflow replay against today's code: a non-deterministic
-change fails the build (regenerate with ``record_histories`` only for intended changes)."""
+"""The replay corpus: histories recorded from every released version (``histories/<version>/``)
+replay against today's code, with the payload codec. The corpus only grows: a change to a
+running workflow goes behind ``workflow.patched`` so old histories keep replaying; new
+histories are recorded into the next version's folder (``record_histories``)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from workflows.risk_reset import DailyRiskReset
 from workflows.rotate_key import RotateSigningKey
 from workflows.runbooks import Runbook
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
+RELEASED = sorted(p.name for p in (Path(__file__).parent / "histories").iterdir() if p.is_dir())
 
 
 def test_every_workflow_has_a_recorded_history() -> None:
+    assert "v0.1.0" in RELEASED  # never deleted: runs of a release may still be open
     names = {p.stem for p in HISTORIES}
     assert {
         "trading_lifecycle",
@@ -34,7 +38,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
     } <= names
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(
