@@ -18,6 +18,36 @@ from flashmm.venue.sei.wallet import Wallet
 from workflows.policies import KEY_UNAVAILABLE
 from workflows.types import VenueRequest
 
+VENUE_ANSWER = "VenueAnswerError"  # the venue answered something we cannot use (retryable)
+
+
+def _fail(what: str, status: int, body: Any) -> ApplicationError:
+    text = str(body)[:200] if body is not None else ""
+    return ApplicationError(f"{what}: venue answered {status}: {text}", type=VENUE_ANSWER)
+
+
+def broadcast_code(status: int, body: Any) -> tuple[int, str]:
+    """(code, raw_log) of a broadcast answer, read explicitly: an error page, a body without
+    ``tx_response`` or a non-integer code is a VenueAnswerError, never a KeyError."""
+    tx = body.get("tx_response") if isinstance(body, dict) else None
+    if status != 200 or not isinstance(tx, dict):
+        raise _fail("broadcast", status, body)
+    try:
+        return int(tx.get("code", -1)), str(tx.get("raw_log", ""))
+    except (TypeError, ValueError):
+        raise _fail("broadcast", status, body) from None
+
+
+def account_numbers(status: int, body: Any) -> tuple[int, int]:
+    """(account_number, sequence) of an account lookup, read explicitly."""
+    acct = body.get("account") if isinstance(body, dict) else None
+    if status != 200 or not isinstance(acct, dict):
+        raise _fail("account lookup", status, body)
+    try:
+        return int(acct["account_number"]), int(acct["sequence"])
+    except (KeyError, TypeError, ValueError):
+        raise _fail("account lookup", status, body) from None
+
 
 class VenueActivities:
     def __init__(self, settings: Settings, block_wait_s: float = 0.5) -> None:
@@ -61,34 +91,36 @@ class VenueActivities:
                 if not orders:
                     return {"cancelled": cancelled, "open": 0}
                 status, acct = await rest.get(f"/cosmos/auth/v1beta1/accounts/{wallet.address}")
-                if status != 200:
-                    raise ApplicationError(f"account lookup failed: {status}")
-                a = acct["account"]
-                cancels = [
-                    ChainCancel(
-                        int(o["id"]),
-                        Side.BUY if o["positionDirection"] == "LONG" else Side.SELL,
-                        mref.instrument.price_to_ticks(o["price"]),
-                    )
-                    for o in orders
-                ]
+                number, sequence = account_numbers(status, acct)
+                try:
+                    cancels = [
+                        ChainCancel(
+                            int(o["id"]),
+                            Side.BUY if o["positionDirection"] == "LONG" else Side.SELL,
+                            mref.instrument.price_to_ticks(o["price"]),
+                        )
+                        for o in orders
+                    ]
+                except (KeyError, TypeError, ValueError):
+                    raise _fail("open orders", 200, orders) from None
                 limit = gas.gas_limit(0, len(cancels))
                 tx = build_tx(
                     wallet,
                     [cancel_msg(wallet.address, mref, cancels)],
                     chain_id=self.s.venue.chain_id,
-                    account_number=int(a["account_number"]),
-                    sequence=int(a["sequence"]),
+                    account_number=number,
+                    sequence=sequence,
                     gas_limit=limit,
                     fee_amount=gas.fee(limit, Urgency.EMERGENCY),
                 )
                 import base64
 
-                _, res = await rest.post(
+                status, res = await rest.post(
                     "/cosmos/tx/v1beta1/txs",
                     {"tx_bytes": base64.b64encode(tx).decode(), "mode": "BROADCAST_MODE_SYNC"},
                 )
-                if int(res["tx_response"]["code"]) == 0:
+                code, _ = broadcast_code(status, res)
+                if code == 0:
                     cancelled += len(cancels)
                 await asyncio.sleep(self.block_wait_s)  # let a block include it, then verify
         finally:
@@ -110,7 +142,9 @@ class VenueActivities:
         rest = RestClient(tuple(self.s.venue.rest_urls))
         try:
             status, book = await rest.get(f"/flashmm/localnet/v1/book/{mref.contract}")
-            if status != 200 or not book["bids"] or not book["asks"]:
+            if status != 200 or not isinstance(book, dict):
+                raise _fail("book", status, book)
+            if not book.get("bids") or not book.get("asks"):
                 raise ApplicationError("no two-sided book to flatten against")
             bid = inst.price_to_ticks(book["bids"][0][0])
             ask = inst.price_to_ticks(book["asks"][0][0])
@@ -133,7 +167,7 @@ class VenueActivities:
             wid = f"{activity.info().workflow_id}/{req.market}"
             cid = "flatten-" + hashlib.sha256(wid.encode()).hexdigest()[:16]
             status, acct = await rest.get(f"/cosmos/auth/v1beta1/accounts/{wallet.address}")
-            a = acct["account"]
+            number, sequence = account_numbers(status, acct)
             gas = GasEstimator(
                 GasConfig(gas_price=self.s.venue.gas_price, max_fee_usei=self.s.venue.max_fee_usei)
             )
@@ -148,17 +182,18 @@ class VenueActivities:
                     )
                 ],
                 chain_id=self.s.venue.chain_id,
-                account_number=int(a["account_number"]),
-                sequence=int(a["sequence"]),
+                account_number=number,
+                sequence=sequence,
                 gas_limit=limit_gas,
                 fee_amount=gas.fee(limit_gas, Urgency.EMERGENCY),
             )
-            _, res = await rest.post(
+            status, res = await rest.post(
                 "/cosmos/tx/v1beta1/txs",
                 {"tx_bytes": base64.b64encode(tx).decode(), "mode": "BROADCAST_MODE_SYNC"},
             )
-            if int(res["tx_response"]["code"]) != 0:
-                raise ApplicationError(f"flatten order refused: {res['tx_response']['raw_log']}")
+            code, raw_log = broadcast_code(status, res)
+            if code != 0:
+                raise ApplicationError(f"flatten order refused: {raw_log}")
             await asyncio.sleep(self.block_wait_s * 2)
         finally:
             await rest.close()
@@ -186,19 +221,21 @@ class VenueActivities:
         rest = RestClient(tuple(self.s.venue.rest_urls))
         try:
             status, data = await rest.get(f"/cosmos/bank/v1beta1/balances/{wallet.address}")
-            if status != 200:
-                raise ApplicationError(f"balances query failed: {status}")
-            return {
-                "address": wallet.address,
-                "balances": {b["denom"]: int(b["amount"]) for b in data["balances"]},
-            }
+            rows = data.get("balances") if isinstance(data, dict) else None
+            if status != 200 or not isinstance(rows, list):
+                raise _fail("balances", status, data)
+            try:
+                balances = {str(b["denom"]): int(b["amount"]) for b in rows}
+            except (KeyError, TypeError, ValueError):
+                raise _fail("balances", status, data) from None
+            return {"address": wallet.address, "balances": balances}
         finally:
             await rest.close()
 
     @staticmethod
     async def _open(rest: RestClient, contract: str, address: str) -> list[dict[str, Any]]:
         status, data = await rest.get(f"/sei-protocol/seichain/dex/get_orders/{contract}/{address}")
-        if status != 200:
-            raise ApplicationError(f"open orders query failed: {status}")
-        orders: list[dict[str, Any]] = data["orders"]
+        orders = data.get("orders") if isinstance(data, dict) else None
+        if status != 200 or not isinstance(orders, list):
+            raise _fail("open orders", status, data)
         return orders
