@@ -5,7 +5,12 @@ Operators change it with Updates; each has a validator that refuses an invalid t
 before anything is written to history. The handler tells the hot path (an activity pinned
 to the market's host queue, with a command id derived from the update id so a retried
 activity is applied once), then records the new state, which search attributes expose to
-the Temporal UI ("all halted markets"). The history is continued-as-new when it grows.
+the Temporal UI ("all halted markets"). The history is continued-as-new when it grows,
+carrying state, parameters and the hot path's last answer.
+
+A halt always wins: an emergency stop's signal that lands while an update is waiting on the
+hot path is never overwritten when that update finishes; a start or resume that raced it is
+followed by a fresh halt command, so the hot path ends halted too (``halt-wins`` patch).
 """
 
 from __future__ import annotations
@@ -54,17 +59,33 @@ class TradingLifecycle:
         self.reason = inp.reason
         self.params = dict(inp.params)
         self.changes = inp.changes
-        self.hotpath: dict[str, Any] = {}
+        self.hotpath: dict[str, Any] = dict(inp.hotpath)
+        self._first_change = inp.changes
+        self._max_changes = inp.max_changes_per_run
+        self._halts = 0  # halts seen in this run (updates and emergency stops)
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> None:
         workflow.upsert_search_attributes(
             [MARKET.value_set(self.market), STATE.value_set(self.state)]
         )
-        await workflow.wait_condition(lambda: workflow.info().is_continue_as_new_suggested())
+        await workflow.wait_condition(
+            lambda: (
+                workflow.info().is_continue_as_new_suggested()
+                or self.changes - self._first_change >= self._max_changes
+            )
+        )
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
-            LifecycleInput(self.market, self.state, self.params, self.reason, self.changes)
+            LifecycleInput(
+                self.market,
+                self.state,
+                self.params,
+                self.reason,
+                self.changes,
+                self.hotpath,
+                self._max_changes,
+            )
         )
 
     # --- queries ------------------------------------------------------------------------
@@ -89,21 +110,36 @@ class TradingLifecycle:
     ) -> LifecycleStatus:
         info = workflow.current_update_info()
         command_id = f"{workflow.info().workflow_id}/{info.id if info else workflow.uuid4()}"
-        self.hotpath = await workflow.execute_activity(
-            "hotpath_command",
-            HotpathCommand(
-                self.market, command_id, command, {"reason": req.reason, **(args or {})}
-            ),
-            task_queue=host_queue(self.market),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=HOTPATH_RETRY,
-            result_type=dict,
+        halts = self._halts
+        if new_state == HALTED:
+            self._halts += 1
+        self.hotpath = await self._command(
+            command_id, command, {"reason": req.reason, **(args or {})}
         )
+        if self._halts != halts and new_state != HALTED and workflow.patched("halt-wins"):
+            # halted while this change was on its way: the halt stands
+            if command in ("start", "resume"):
+                self.hotpath = await self._command(
+                    f"{command_id}/halt-wins", "halt", {"reason": self.reason}
+                )
+            self.changes += 1
+            return self.status()
         self.state = new_state
         self.reason = req.reason
         self.changes += 1
         workflow.upsert_search_attributes([STATE.value_set(self.state)])
         return self.status()
+
+    async def _command(self, command_id: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await workflow.execute_activity(
+            "hotpath_command",
+            HotpathCommand(self.market, command_id, command, args),
+            task_queue=host_queue(self.market),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=HOTPATH_RETRY,
+            result_type=dict,
+        )
+        return result
 
     @workflow.update
     async def start(self, req: ChangeRequest) -> LifecycleStatus:
@@ -176,6 +212,7 @@ class TradingLifecycle:
     @workflow.signal
     def halted_by_emergency_stop(self, reason: str) -> None:
         """EmergencyStop halted the hot path itself: record it here too."""
+        self._halts += 1
         self.state = HALTED
         self.reason = reason
         self.changes += 1

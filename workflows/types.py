@@ -27,6 +27,9 @@ class LifecycleInput:
     params: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     changes: int = 0  # state changes so far (carried across continue-as-new)
+    hotpath: dict[str, Any] = field(default_factory=dict)  # the hot path's last answer
+    # continue-as-new after this many changes in one run (or when the server suggests it)
+    max_changes_per_run: int = 1000
 
 
 @dataclass
