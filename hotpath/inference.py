@@ -301,7 +301,11 @@ class ModelSignal:
     def shadow_agreement(self) -> float | None:
         """Share of (cycle, horizon) predictions where the shadow model agreed with the live
         one; None before any comparison (a gate must treat that as a failure)."""
-        pairs = [(a, b) for _, live, shadow in self.shadow_log for a, b in zip(live, shadow)]
+        pairs = [
+            (a, b)
+            for _, live, shadow in self.shadow_log
+            for a, b in zip(live, shadow, strict=False)
+        ]
         if not pairs:
             return None
         return sum(a == b for a, b in pairs) / len(pairs)
