@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Sequence
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -32,6 +33,7 @@ from workflows.lifecycle import TradingLifecycle
 from workflows.risk_reset import DailyRiskReset
 from workflows.rotate_key import RotateSigningKey
 from workflows.runbooks import Runbook
+from workflows.scheduled import ScheduledStart
 from workflows.types import CONTROL_QUEUE, host_queue
 
 WORKFLOWS: Sequence[type] = (
@@ -44,7 +46,10 @@ WORKFLOWS: Sequence[type] = (
     Restore,
     RotateSigningKey,
     DeadmanSwitch,
+    ScheduledStart,
 )
+# in-flight activities get this long to finish on SIGTERM (the pod allows 120 s)
+GRACEFUL_SHUTDOWN = timedelta(seconds=100)
 
 
 def control_worker(client: Client, settings: Settings, notifier: object | None = None) -> Worker:
@@ -58,6 +63,7 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
         task_queue=CONTROL_QUEUE,
         plugins=[p for m in settings.markets for p in deadman_plugins(client, settings, m.symbol)],
         workflows=list(WORKFLOWS),
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         activities=[
             venue.cancel_all,
             venue.flatten,
@@ -85,6 +91,7 @@ def host_workers(client: Client, settings: Settings) -> list[Worker]:
             task_queue=host_queue(m),
             activities=[acts.command, acts.status],
             plugins=deadman_plugins(client, settings, m),
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         )
         for m in settings.control.hotpaths
     ]

@@ -144,6 +144,11 @@ class VenueRequest:
     position_lots: int = 0  # for flattening: the position to work off (signed)
 
 
+def deploy_model_id(market: str) -> str:
+    """One model deployment per market at a time (API, CLI and schedule share this id)."""
+    return f"deploy-model/{market}"
+
+
 @dataclass
 class ModelGates:
     """What a candidate must show before and after it goes live."""

@@ -21,7 +21,7 @@ from api.rows import encode_cursor, row
 from flashmm.inputs import INT64_MAX, short
 from workflows.backup_types import BackupInput, RestoreInput
 from workflows.rotate_key_types import RotateKeyInput
-from workflows.types import RUNBOOKS, Decision, DeployModelInput, RunbookInput
+from workflows.types import RUNBOOKS, Decision, DeployModelInput, RunbookInput, deploy_model_id
 
 router = APIRouter(prefix="/v1", responses=COMMON)
 READ = require(Permission.READ)
@@ -89,7 +89,7 @@ async def deploy_model(
         actor=p.actor,
     )
     # one deployment per market at a time
-    wid = f"deploy-model/{symbol}"
+    wid = deploy_model_id(symbol)
     return await temporal.start(c, "DeployModel", inp, wid, p, request_id(request))
 
 

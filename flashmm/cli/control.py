@@ -141,7 +141,7 @@ def run_runbook(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_deploy_model(settings: Settings, args: argparse.Namespace) -> int:
     from workers.client import connect
-    from workflows.types import CONTROL_QUEUE, DeployModelInput
+    from workflows.types import CONTROL_QUEUE, DeployModelInput, deploy_model_id
 
     settings.market(args.market)
 
@@ -156,7 +156,7 @@ def run_deploy_model(settings: Settings, args: argparse.Namespace) -> int:
                 monitor_s=args.monitor_s,
                 actor=args.actor,
             ),
-            id=f"deploy-model/{args.market}",
+            id=deploy_model_id(args.market),
             task_queue=CONTROL_QUEUE,
         )
 
