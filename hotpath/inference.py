@@ -294,18 +294,4 @@ class ModelSignal:
             "fallback_cycles": self.fallback_cycles,
             "latency_us": self.last_latency_ns / 1000,
             "accuracy": {h: a.value for h, a in self.accuracy.items()},
-            "shadow_agreement": self.shadow_agreement(),
-            "shadow_samples": len(self.shadow_log),
         }
-
-    def shadow_agreement(self) -> float | None:
-        """Share of (cycle, horizon) predictions where the shadow model agreed with the live
-        one; None before any comparison (a gate must treat that as a failure)."""
-        pairs = [
-            (a, b)
-            for _, live, shadow in self.shadow_log
-            for a, b in zip(live, shadow, strict=False)
-        ]
-        if not pairs:
-            return None
-        return sum(a == b for a, b in pairs) / len(pairs)

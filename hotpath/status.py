@@ -100,8 +100,11 @@ def signal_status(signal: Any) -> dict[str, Any]:
         return {}
     st: dict[str, Any] = status()
     st["accuracy"] = {h: (None if a != a else a) for h, a in st["accuracy"].items()}  # NaN
+    # share of shadowed cycles where both models predicted the same at every horizon; None
+    # before any comparison (DeployModel's gate treats that as a failure)
     shadow_log = getattr(signal, "shadow_log", ())
-    if shadow_log:
-        st["shadow_agreement"] = sum(live == sh for _, live, sh in shadow_log) / len(shadow_log)
-        st["shadow_samples"] = len(shadow_log)
+    st["shadow_agreement"] = (
+        sum(live == sh for _, live, sh in shadow_log) / len(shadow_log) if shadow_log else None
+    )
+    st["shadow_samples"] = len(shadow_log)
     return st

@@ -2,7 +2,8 @@
 data with explicit gates (accuracy, calibration, inference latency), run it in shadow beside
 the live model, promote it between two quote cycles, watch the live accuracy, and roll back
 automatically if it falls below the gate. Every decision is recorded in the model registry
-and the audit log."""
+and the audit log. Gates fail closed (``deploy-fail-closed`` patch): a shadow model that
+made no comparable prediction, or a live accuracy that could not be measured, is a failure."""
 
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=["CommandRefused", "InvalidArtifact"],
 )
+
+
+FAIL_CLOSED = "deploy-fail-closed"  # v0.1.0 runs skipped the shadow gate and passed unknowns
+
+
+def shadow_failures(inp: DeployModelInput, status: dict[str, Any]) -> list[str]:
+    """The shadow gate, failing closed: no comparison made is a failure, not a pass."""
+    sig = status.get("signal") or {}
+    agreement = sig.get("shadow_agreement")
+    need = inp.gates.min_shadow_agreement
+    if agreement is None:
+        return ["shadow agreement unknown: the shadow model made no comparable prediction"]
+    if agreement < need:
+        return [f"shadow agreement {agreement:.3f} < {need}"]
+    return []
 
 
 def gate_failures(inp: DeployModelInput, v: dict[str, Any]) -> list[str]:
@@ -69,6 +85,18 @@ class DeployModel:
             result_type=dict,
         )
         return result
+
+    async def _status(self, inp: DeployModelInput) -> dict[str, Any]:
+        status: dict[str, Any] = await workflow.execute_activity(
+            "hotpath_status",
+            inp.market,
+            task_queue=host_queue(inp.market),
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RETRY,
+            result_type=dict,
+        )
+        return status
 
     async def _record(
         self, inp: DeployModelInput, path: str, status: str, metrics: dict[str, Any]
@@ -114,27 +142,27 @@ class DeployModel:
         reasons = gate_failures(inp, validation)
         outcome = "rejected"
         live: dict[str, Any] = {}
+        fail_closed = workflow.patched(FAIL_CLOSED)
         if not reasons:
             self.phase = "shadow"
             await self._hot(inp, "shadow_model", {"path": path})
             await workflow.sleep(timedelta(seconds=inp.shadow_s))
+            if fail_closed:
+                reasons = shadow_failures(inp, await self._status(inp))
+        if not reasons:
             self.phase = "promote"
             await self._hot(inp, "load_model", {"path": path, "version": version})
             outcome = "promoted"
             self.phase = "monitor"
             await workflow.sleep(timedelta(seconds=inp.monitor_s))
-            st = await workflow.execute_activity(
-                "hotpath_status",
-                inp.market,
-                task_queue=host_queue(inp.market),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RETRY,
-                result_type=dict,
-            )
+            st = await self._status(inp)
             live = dict(st.get("signal", {}))
             acc = live.get("accuracy", {}).get("200ms")
+            if acc is None and fail_closed:  # nothing measured is not a pass
+                reasons.append("live accuracy unknown after the monitoring window")
             if acc is not None and acc < inp.gates.min_live_accuracy:
                 reasons.append(f"live accuracy {acc:.3f} < {inp.gates.min_live_accuracy}")
+            if reasons:
                 self.phase = "rollback"
                 await self._hot(inp, "rollback_model", {})
                 outcome = "rolled_back"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -24,9 +25,15 @@ MARKET = "SEI/USDC"
 
 
 class Fakes:
-    def __init__(self, candidate: dict[str, Any], live_accuracy: float | None = 0.6) -> None:
+    def __init__(
+        self,
+        candidate: dict[str, Any],
+        live_accuracy: float | None = 0.6,
+        shadow_agreement: float | None = 0.9,
+    ) -> None:
         self.candidate = candidate
         self.live_accuracy = live_accuracy
+        self.shadow_agreement = shadow_agreement
         self.commands: list[str] = []
         self.records: list[tuple[str, str]] = []
         self.audits: list[AuditEntry] = []
@@ -58,7 +65,10 @@ class Fakes:
     async def status(self, market: str) -> dict[str, Any]:
         return {
             "model": {"path": "/models/live"},
-            "signal": {"accuracy": {"200ms": self.live_accuracy}},
+            "signal": {
+                "accuracy": {"200ms": self.live_accuracy},
+                "shadow_agreement": self.shadow_agreement,
+            },
         }
 
     @activity.defn(name="model_registry_record")
@@ -126,3 +136,26 @@ async def test_rolls_back_when_live_accuracy_falls(time_env: WorkflowEnvironment
     assert res.outcome == "rolled_back"
     assert f.commands == ["shadow_model", "load_model", "rollback_model"]
     assert "live accuracy 0.450" in res.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("agreement", "why"),
+    [(None, "shadow agreement unknown"), (0.4, "shadow agreement 0.400 < 0.7")],
+)
+async def test_shadow_gate_fails_closed(
+    time_env: WorkflowEnvironment, agreement: float | None, why: str
+) -> None:
+    f = Fakes(GOOD, shadow_agreement=agreement)
+    inp = DeployModelInput(MARKET, shadow_s=60, monitor_s=60)
+    inp.gates.min_shadow_agreement = 0.7
+    res = await _run(time_env, f, inp)
+    assert res.outcome == "rejected" and why in res.reasons[0]
+    assert f.commands == ["shadow_model"]  # never promoted
+
+
+async def test_unmeasured_live_accuracy_rolls_back(time_env: WorkflowEnvironment) -> None:
+    f = Fakes(GOOD, live_accuracy=None)
+    res = await _run(time_env, f, DeployModelInput(MARKET, shadow_s=60, monitor_s=60))
+    assert res.outcome == "rolled_back"
+    assert res.reasons == ["live accuracy unknown after the monitoring window"]
+    assert f.commands == ["shadow_model", "load_model", "rollback_model"]
