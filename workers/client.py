@@ -8,7 +8,7 @@ import uuid
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
 from flashmm.temporal.codec import EncryptionCodec
 from workflows.deadman import DeadmanInput, DeadmanResult, deadman_id
@@ -24,10 +24,19 @@ DEFAULT_ADDRESS = "127.0.0.1:7233"
 
 
 def data_converter() -> DataConverter:
-    """Encrypting converter when codec keys are configured; plain otherwise."""
+    """Encrypting converter when codec keys are configured; plain otherwise. With the codec,
+    failure messages and stack traces are encoded too (they can hold addresses, balances)."""
     if os.environ.get("FLASHMM_CODEC_KEYS"):
-        return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec.from_env())
+        return encrypting(EncryptionCodec.from_env())
     return DataConverter.default
+
+
+def encrypting(codec: EncryptionCodec) -> DataConverter:
+    return dataclasses.replace(
+        DataConverter.default,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect(address: str | None = None, namespace: str = "default") -> Client:
