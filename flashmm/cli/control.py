@@ -43,6 +43,14 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     w.add_argument(
         "--metrics-host", default=None, metavar="ADDR", help="default: control.metrics_host"
     )
+    w.add_argument(
+        "--sdk-metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve the Temporal SDK's own metrics (temporal_*) on PORT, at the metrics "
+        "address (default 0: off)",
+    )
 
     m = sub.add_parser("market", help="change or show a market through TradingLifecycle")
     m.add_argument("action", choices=["ensure", "start", "stop", "halt", "resume", "status"])
@@ -171,11 +179,17 @@ def run_worker(
     schedules: bool,
     metrics_port: int | None = None,
     metrics_host: str | None = None,
+    sdk_metrics_port: int = 0,
 ) -> int:
+    """Run the role's workers until SIGTERM/SIGINT. Roles that run workflows (control, all)
+    first check the namespace has the search attributes the workflows upsert and exit 2,
+    naming them and the command that registers them, when it does not."""
+    from flashmm.temporal.search_attributes import SearchAttributesMissingError, check
     from workers.client import connect
     from workers.run import control_worker, host_workers, run_workers
     from workers.schedules import ensure_schedules
 
+    host = metrics_host or settings.control.metrics_host
     port = settings.control.metrics_port if metrics_port is None else metrics_port
     if port:
         from prometheus_client import start_http_server
@@ -183,10 +197,20 @@ def run_worker(
         from flashmm.telemetry import mark_uptime
 
         mark_uptime(f"worker-{role}")
-        start_http_server(port, addr=metrics_host or settings.control.metrics_host)
+        start_http_server(port, addr=host)
+    if sdk_metrics_port:
+        from flashmm.temporal.sdk_metrics import serve
+
+        serve(host, sdk_metrics_port)  # before the first client: they share this runtime
 
     async def go() -> None:
         client = await connect(settings.control.temporal_address, settings.control.namespace)
+        if role in ("control", "all"):
+            try:
+                await check(client)
+            except SearchAttributesMissingError as e:
+                print(f"flashmm worker {role}: {e}", file=sys.stderr, flush=True)
+                exit_now(2)
         if schedules:
             print(json.dumps({"schedules": await ensure_schedules(client, settings)}))
         ws = []

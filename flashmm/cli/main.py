@@ -164,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     add_ops_arguments(sub)
     add_api_arguments(sub)
     add_codec_arguments(sub)
+    from flashmm.cli.temporal import add_arguments as add_temporal_arguments
+
+    add_temporal_arguments(sub)
 
     tr = sub.add_parser(
         "train",
@@ -254,8 +257,19 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from flashmm.cli.control import run_worker
 
     return run_worker(
-        load_settings(args.config), args.role, args.schedules, args.metrics_port, args.metrics_host
+        load_settings(args.config),
+        args.role,
+        args.schedules,
+        args.metrics_port,
+        args.metrics_host,
+        args.sdk_metrics_port,
     )
+
+
+def _cmd_temporal(args: argparse.Namespace) -> int:
+    from flashmm.cli.temporal import run
+
+    return run(load_settings(args.config), args)
 
 
 def _cmd_market(args: argparse.Namespace) -> int:
@@ -361,6 +375,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _cmd_train,
     "worker": _cmd_worker,
     "market": _cmd_market,
+    "temporal": _cmd_temporal,
     "estop": _cmd_estop,
     "runbook": _cmd_runbook,
     "codec-server": _cmd_codec_server,
