@@ -20,10 +20,23 @@ the next occupied tick when the best level empties, cancels removing an order at
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from numba import njit
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def kernel(inline: bool = False) -> Callable[[F], F]:
+    """The one way kernels are compiled: cached on disk, no reference counting (nothing
+    allocates; the arrays belong to the Python caller), small helpers inlined."""
+    opts: dict[str, Any] = {"cache": True, "_nrt": False}
+    if inline:
+        opts["inline"] = "always"
+    return cast(Callable[[F], F], njit(**opts))
+
 
 # --- ist: int state ------------------------------------------------------------------------
 I_EVENTS = 0  # background events processed
@@ -89,7 +102,7 @@ def new_orders(n: int, first_free: int = 0) -> Any:
     return ordr
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def set_level(ist: Any, lev: Any, dirty: Any, side: int, price: int, lots: int) -> None:
     """``L2Book.set_level``: absolute size at a level, best prices kept, change noted."""
     s = 0 if side > 0 else 1
@@ -129,7 +142,7 @@ def set_level(ist: Any, lev: Any, dirty: Any, side: int, price: int, lots: int) 
             ist[I_BA] = p
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def alloc(ist: Any, ordr: Any) -> int:
     slot = int(ist[I_FREE])
     if slot < 0:
@@ -139,7 +152,7 @@ def alloc(ist: Any, ordr: Any) -> int:
     return slot
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def release(ist: Any, ordr: Any, slot: int) -> None:
     ordr[slot, O_OID] = 0
     ordr[slot, O_LOTS] = 0
@@ -148,7 +161,7 @@ def release(ist: Any, ordr: Any, slot: int) -> None:
     ist[I_NFREE] += 1
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def unlink(lev: Any, ordr: Any, slot: int) -> None:
     s = 0 if ordr[slot, O_SIDE] > 0 else 1
     price = ordr[slot, O_PRICE]
@@ -164,7 +177,7 @@ def unlink(lev: Any, ordr: Any, slot: int) -> None:
         lev[s, price, L_TAIL] = prv
 
 
-@njit(cache=True)
+@kernel()
 def match(
     ist: Any,
     lev: Any,
@@ -220,7 +233,7 @@ def match(
     return lots
 
 
-@njit(cache=True)
+@kernel()
 def place_limit(
     ist: Any,
     lev: Any,
@@ -270,7 +283,7 @@ def place_limit(
     return slot
 
 
-@njit(cache=True)
+@kernel()
 def cancel(ist: Any, lev: Any, ordr: Any, dirty: Any, slot: int) -> int:
     """``Exchange.cancel`` of a resting order by slot; returns the lots removed. The caller
     releases the slot."""

@@ -10,17 +10,25 @@ filled by Python from the same ``numpy.random.Generator`` calls ``RandomStream``
 event takes all its draws before it changes anything; when a buffer runs dry it returns
 ``R_NEED_*`` unchanged and is redone after the refill, so generator calls happen in the
 same order as in the Python simulator and results are bit-identical.
+
+Every function is compiled with ``cache=True`` (on disk, next to the sources) and without
+numba's reference counting (``_nrt=False``): nothing here allocates, the arrays belong to
+the caller, and the counting cost more than half the time. numba keys a cached function
+on its own source file only, so ``_drop_stale_caches`` discards cached entries older than
+any of the three ``native_*`` kernel modules (a callee edited in another file).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from flashmm.sim import native_book as nb
+from flashmm.sim import native_events as ne
 from flashmm.sim.native_events import (
     R_HEAP,
     R_NEED_N,
@@ -39,7 +47,7 @@ from flashmm.sim.native_events import (
 )
 
 
-@njit(cache=True, inline="always")
+@nb.kernel(inline=True)
 def _requote(ist: Any, fst: Any, t: float) -> bool:
     """``MarketMaker.on_market_data``'s test: the mid moved through one of our quotes and
     the minimum requote interval has passed."""
@@ -52,7 +60,7 @@ def _requote(ist: Any, fst: Any, t: float) -> bool:
     return bool(through and (ts - ist[nb.I_LASTCYC]) >= fst[nb.F_MININT])
 
 
-@njit(cache=True, inline="always")
+@nb.kernel(inline=True)
 def _room(ist: Any, lev: Any, ordr: Any, trd: Any, rep: Any, fst: Any, extra: int) -> bool:
     if ist[nb.I_NFREE] < ROOM_SLOTS + extra:
         return False
@@ -62,7 +70,7 @@ def _room(ist: Any, lev: Any, ordr: Any, trd: Any, rep: Any, fst: Any, extra: in
     return bool(hi < lev.shape[1])
 
 
-@njit(cache=True)
+@nb.kernel()
 def advance(
     ist: Any,
     fst: Any,
@@ -94,7 +102,7 @@ def advance(
     return r
 
 
-@njit(cache=True)
+@nb.kernel()
 def _seed(
     ist: Any, fst: Any, rb: Any, lev: Any, ordr: Any, noise: Any, trd: Any, dirty: Any
 ) -> int:
@@ -115,7 +123,7 @@ def _seed(
     return R_OK
 
 
-@njit(cache=True)
+@nb.kernel()
 def _step_loop(
     ist: Any,
     fst: Any,
@@ -185,3 +193,24 @@ def _step_loop(
             return r
         else:
             return r  # happened, next time still to draw: test it on the way back in
+
+
+def _drop_stale_caches() -> None:
+    """Forget cached compilations older than the newest kernel source (numba would reuse a
+    caller compiled against an older callee from another file)."""
+    mods = (nb, ne, sys.modules[__name__])
+    try:
+        newest = max(os.path.getmtime(str(m.__file__)) for m in mods)
+    except OSError:
+        return
+    for mod in mods:
+        for obj in list(vars(mod).values()):
+            cache = getattr(obj, "_cache", None)
+            index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+            if cache is None or not isinstance(index, str) or not os.path.exists(index):
+                continue
+            if os.path.getmtime(index) < newest:
+                cache.flush()
+
+
+_drop_stale_caches()

@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from numba import njit
-
 from flashmm.sim import native_book as nb
 
 R_OK, R_STOP, R_HEAP, R_REACTIVE, R_NEED_U, R_NEED_N, R_NEED_E, R_ROOM = range(8)
@@ -25,7 +23,7 @@ ROOM_SLOTS = 64  # free order slots, trade rows and report rows kept before each
 ROOM_ROWS = 2048
 
 
-@njit(cache=True, inline="always")
+@nb.kernel(inline=True)
 def report(
     ist: Any, fst: Any, rep: Any, rept: Any, kind: int, tag: int, t: float, a: int, b: int
 ) -> int:
@@ -45,7 +43,7 @@ def report(
     return r
 
 
-@njit(cache=True)
+@nb.kernel()
 def finish(
     ist: Any,
     fst: Any,
@@ -88,7 +86,7 @@ def finish(
     ist[nb.I_NPEND] = 0
 
 
-@njit(cache=True, inline="always")
+@nb.kernel(inline=True)
 def drop(ist: Any, ordr: Any, noise: Any, slot: int) -> None:
     i = ordr[slot, nb.O_AUX]
     n = ist[nb.I_NNOISE] - 1
@@ -99,7 +97,7 @@ def drop(ist: Any, ordr: Any, noise: Any, slot: int) -> None:
         ordr[last, nb.O_AUX] = i
 
 
-@njit(cache=True)
+@nb.kernel()
 def add_noise(
     ist: Any, lev: Any, ordr: Any, noise: Any, trd: Any, dirty: Any, side: int, price: int, n: int
 ) -> None:
@@ -110,7 +108,7 @@ def add_noise(
         ist[nb.I_NNOISE] = pos + 1
 
 
-@njit(cache=True, inline="always")
+@nb.kernel(inline=True)
 def draw_next(ist: Any, fst: Any, rb: Any) -> int:
     e = ist[nb.I_EI]
     if e >= ist[nb.I_EL]:
@@ -123,7 +121,7 @@ def draw_next(ist: Any, fst: Any, rb: Any) -> int:
     return R_OK
 
 
-@njit(cache=True, inline="always")
+@nb.kernel(inline=True)
 def diffuse(ist: Any, fst: Any, rb: Any, t: float) -> int:
     """``SimMarket.run_until``'s last step: the fair value diffuses to ``t``."""
     if t > fst[nb.F_TIME]:
@@ -137,7 +135,7 @@ def diffuse(ist: Any, fst: Any, rb: Any, t: float) -> int:
     return R_OK
 
 
-@njit(cache=True)
+@nb.kernel()
 def event(
     ist: Any,
     fst: Any,
@@ -247,7 +245,7 @@ def event(
     return draw_next(ist, fst, rb)
 
 
-@njit(cache=True)
+@nb.kernel()
 def arrival(
     ist: Any,
     fst: Any,
