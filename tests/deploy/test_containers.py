@@ -67,7 +67,7 @@ def test_compose_platform(compose: dict[str, Any]) -> None:
     assert svcs["influxdb"]["image"].startswith("influxdb:2.7")
     assert svcs["temporal"]["environment"]["DB"] == "postgres12"
     for name, svc in svcs.items():
-        if name not in ("trading", "migrate", "temporal-ui"):
+        if name not in ("trading", "migrate", "temporal-setup", "temporal-ui"):
             assert "healthcheck" in svc, f"{name} has no health check"
     mounts = " ".join(svcs["prometheus"]["volumes"])
     assert "./prometheus/alerts.yml" in mounts
