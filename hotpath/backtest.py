@@ -12,16 +12,16 @@ every book change (``Signal.observe``) and always runs on the Python core.
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from flashmm.domain.instrument import SEI_USDC, Instrument
+from flashmm.sim import native as sn
 from flashmm.sim.core import SimVenueCore
 from flashmm.sim.matching import Trade
-from flashmm.sim.native import R_HEAP, R_STOP, NativeVenueCore
+from flashmm.sim.native import R_STOP, NativeVenueCore, Report
 from flashmm.sim.params import MarketParams, VenueParams
 from flashmm.venue.base import (
     CancelRejected,
@@ -134,7 +134,6 @@ class Backtest:
         assert core is not None
         mm = self.mm
         book = mm.book
-        heap = core.heap
         on_trade = mm.on_trade
         on_market_data = mm.on_market_data
         start = core.time
@@ -152,6 +151,9 @@ class Backtest:
                     book.best_bid = bb
                     book.best_ask = ba
                     on_trade(price, lots, aggressor, ts)
+            reports = core.take_reports()
+            if reports:
+                self._deliver(core, reports)
             core.sync_best()
             ts, t = core.take_last_event()
             if ts >= 0 and on_market_data(ts):
@@ -167,16 +169,33 @@ class Backtest:
                     core.run_until_later(next_quote)
                     self._quote_native(core, next_quote, reactive=False)
                     next_quote += period
-            elif r == R_HEAP:
-                t = heap[0][0]
-                core.run_until_later(t)
-                ts = int(t * 1e9)
-                while heap and heap[0][0] == t:
-                    self._on_report(t, heapq.heappop(heap)[2])
-                    if on_market_data(ts):
-                        self._quote_native(core, t, reactive=True)
         core.sync_levels()
         return core.events - ev0
+
+    def _deliver(self, core: NativeVenueCore, reports: list[Report]) -> None:
+        """``_on_report`` for the native core's raw reports, each seen with the touch as it
+        was when it reached us. The engine's requote test after each report was made
+        natively; the last one's effect (``last_data_ns``) follows at the stop."""
+        mm = self.mm
+        om = mm.om
+        book = mm.book
+        for rep in reports:
+            kind, cid, a, _, price, lots, side, bb, ba, _, due = rep
+            book.best_bid = bb
+            book.best_ask = ba
+            if kind == sn.FILL:
+                mm.on_fill(core.fill(rep))
+                self.fills.append((due, side, price, lots))
+                n = abs(om.position.lots) * price * om.lot_value
+                self.max_abs_position_notional = max(self.max_abs_position_notional, n)
+            elif kind == sn.ACK:
+                om.on_accepted(cid, a)
+            elif kind == sn.CANCELLED or kind == sn.CANCEL_REJ:
+                om.on_cancelled(cid)
+            elif kind == sn.REJ_POST:
+                om.on_rejected(cid, "post-only order would cross")
+            else:
+                om.on_rejected(cid, "invalid price or size")
 
     def _quote_native(self, core: NativeVenueCore, t: float, reactive: bool) -> None:
         core.sync_levels()

@@ -3,7 +3,7 @@
 ``NativeVenueCore`` is ``SimVenueCore`` with the background market and the matcher in
 compiled code (``native_core``): it advances natively until the next quote or sample time,
 a report falling due, or the book moving through our quote, and hands over what happened
-since (market trades in order, reports on a heap). Python runs once per stop instead of
+since (market trades and reports, in order). Python runs once per stop instead of
 once per event. Same seed, same results as ``SimVenueCore``: the random draws come from the
 same generator calls in the same order. No L2 delta stream: the in-process venue keeps the
 Python core.
@@ -11,7 +11,6 @@ Python core.
 
 from __future__ import annotations
 
-import heapq
 import math
 from itertools import count
 from typing import Any
@@ -36,9 +35,19 @@ from flashmm.venue.base import (
 )
 
 BATCH = 8192  # as flashmm.sim.rng: the same generator calls, so the same numbers
-R_STOP, R_HEAP, R_REACTIVE, R_ROOM = ne.R_STOP, ne.R_HEAP, ne.R_REACTIVE, ne.R_ROOM
+R_STOP, R_REACTIVE, R_ROOM = ne.R_STOP, ne.R_REACTIVE, ne.R_ROOM
+# report kinds
+ACK, REJ_INVALID, REJ_POST, CANCELLED, CANCEL_REJ, FILL = (
+    ne.REP_ACK,
+    ne.REP_REJ_INVALID,
+    ne.REP_REJ_POST,
+    ne.REP_CANCELLED,
+    ne.REP_CANCEL_REJ,
+    ne.REP_FILL,
+)
 
 TradeRow = list[int]  # price, lots, aggressor, best bid after, best ask after, ts_ns
+Report = tuple[int, str, int, int, int, int, int, int, int, float, float]
 
 
 class NativeVenueCore:
@@ -57,8 +66,6 @@ class NativeVenueCore:
         self.instrument = instrument
         self.vp = venue
         self.book = L2Book()
-        self.heap: list[tuple[float, int, VenueEvent]] = []
-        self._seq = count()
         self._fill_no = count(1)
         self._tag_of: dict[str, int] = {}
         self._cids: list[str] = []
@@ -87,7 +94,6 @@ class NativeVenueCore:
             (nb.F_RL, venue.report_latency_s),
             (nb.F_MININT, requote_min_interval_s * 1e9),
             (nb.F_FAIR, float(p.start_price)),
-            (nb.F_HEAP, math.inf),
             (nb.F_PEND, p.warmup_s if p.warmup_s > 0 else -1.0),
             (nb.F_STOP, -math.inf),
         ):
@@ -114,7 +120,7 @@ class NativeVenueCore:
         self._ab = np.zeros((256, 2), np.int64)
         self._abt = np.zeros(256, np.float64)
         self._trd = np.zeros((4 * ne.ROOM_ROWS, 6), np.int64)
-        self._rep = np.zeros((4 * ne.ROOM_ROWS, 7), np.int64)
+        self._rep = np.zeros((4 * ne.ROOM_ROWS, 9), np.int64)
         self._rept = np.zeros((4 * ne.ROOM_ROWS, 2), np.float64)
         self._dirty = np.zeros((2 * cap, 3), np.int64)
         self._pack()
@@ -245,10 +251,10 @@ class NativeVenueCore:
     # --- running ------------------------------------------------------------------------
     def advance(self, stop_at: float) -> int:
         """Run natively until ``stop_at`` (a quote or sample time) or something the Python
-        side must handle; reports are on ``heap`` afterwards, trades in ``take_trades``."""
+        side must handle; then ``take_trades`` and ``take_reports`` hand over what
+        happened."""
         fst = self._fst
         fst[nb.F_STOP] = stop_at
-        fst[nb.F_HEAP] = self.heap[0][0] if self.heap else math.inf
         while True:
             r = int(nc.advance(*self._args))
             if ne.R_NEED_U <= r <= ne.R_NEED_E:
@@ -257,8 +263,6 @@ class NativeVenueCore:
             if r == R_ROOM:
                 self._make_room()
             break
-        if self._ist[nb.I_NREP]:
-            self._push_reports()
         return r
 
     def _refill(self, s: int) -> None:
@@ -297,35 +301,53 @@ class NativeVenueCore:
         self._dirty = _grown(self._dirty, 2 * new)
         self._pack()
 
-    def _push_reports(self) -> None:
+    def take_reports(self) -> list[Report]:
+        """Reports that reached us since the last call, in order: (kind, client id, a, b,
+        price, lots, side, best bid, best ask, event time, due time). ``a`` is the venue id
+        (ACK) or lots (CANCELLED), ``b`` the lots left (FILL); the touch is the book's at the
+        due time."""
         ist = self._ist
-        n = int(ist[nb.I_NREP])
+        n = int(ist[nb.I_RDLV])
+        if not n:
+            return []
+        total = int(ist[nb.I_NREP])
         rows = self._rep[:n].tolist()
         times = self._rept[:n].tolist()
-        ist[nb.I_NREP] = 0
-        heap = self.heap
+        if total > n:  # not due yet: keep them, at the front
+            self._rep[: total - n] = self._rep[n:total]
+            self._rept[: total - n] = self._rept[n:total]
+        ist[nb.I_NREP] = total - n
+        ist[nb.I_RDLV] = 0
         cids = self._cids
-        seq = self._seq
-        for (kind, tag, a, b, price, lots, side), (t, due) in zip(rows, times, strict=True):
-            cid = cids[tag]
-            ts = int(t * 1e9)
-            ev: VenueEvent
-            if kind == ne.REP_FILL:
-                fee = self.instrument.fee(price, lots, maker=True)
-                fid = f"sim-{next(self._fill_no)}"
-                fill = Fill(fid, cid, Side(side), price, lots, fee, Liquidity.MAKER, ts)
-                ev = OrderFilled(fill, b)
-            elif kind == ne.REP_ACK:
-                ev = OrderAccepted(cid, a, ts)
-            elif kind == ne.REP_CANCELLED:
-                ev = OrderCancelled(cid, a, ts)
-            elif kind == ne.REP_CANCEL_REJ:
-                ev = CancelRejected(cid, "order not open", ts)
-            elif kind == ne.REP_REJ_POST:
-                ev = OrderRejected(cid, "post-only order would cross", ts)
-            else:
-                ev = OrderRejected(cid, "invalid price or size", ts)
-            heapq.heappush(heap, (due, next(seq), ev))
+        return [
+            (kind, cids[tag], a, b, price, lots, side, bb, ba, t, due)
+            for (kind, tag, a, b, price, lots, side, bb, ba), (t, due) in zip(
+                rows, times, strict=True
+            )
+        ]
+
+    def fill(self, report: Report) -> Fill:
+        """The ``Fill`` of a FILL report (fee from the instrument, maker liquidity)."""
+        _, cid, _, _, price, lots, side, _, _, t, _ = report
+        fee = self.instrument.fee(price, lots, maker=True)
+        fid = f"sim-{next(self._fill_no)}"
+        return Fill(fid, cid, Side(side), price, lots, fee, Liquidity.MAKER, int(t * 1e9))
+
+    def event(self, report: Report) -> VenueEvent:
+        """A report as the venue event the Python core would have sent."""
+        kind, cid, a, b, _, _, _, _, _, t, _ = report
+        ts = int(t * 1e9)
+        if kind == FILL:
+            return OrderFilled(self.fill(report), b)
+        if kind == ACK:
+            return OrderAccepted(cid, a, ts)
+        if kind == CANCELLED:
+            return OrderCancelled(cid, a, ts)
+        if kind == CANCEL_REJ:
+            return CancelRejected(cid, "order not open", ts)
+        if kind == REJ_POST:
+            return OrderRejected(cid, "post-only order would cross", ts)
+        return OrderRejected(cid, "invalid price or size", ts)
 
     def take_trades(self) -> list[TradeRow]:
         """Market executions since the last call, in order: (price, lots, aggressor, best

@@ -68,13 +68,13 @@ I_NPEND = 29  # filled background makers awaiting removal from the cancel pool
 I_SEEDK = 30  # seed orders placed so far
 I_MARGIN = 31  # price headroom kept above the book (ticks)
 I_START = 32  # the seed book's centre (ticks)
+I_RDLV = 33  # reports delivered (due and noted), the first I_RDLV of the I_NREP rows
 N_IST = 40
 
 # --- fst: float state and parameters -------------------------------------------------------
 F_TIME = 0
 F_FAIR = 1
 F_NEXT = 2
-F_HEAP = 3  # earliest report due on the Python side (inf = none)
 F_STOP = 4  # next quote or sample time
 F_PEND = 5  # run_until target still to apply (-1 = none)
 F_LASTT = 6

@@ -2,8 +2,11 @@
 
 ``advance`` runs ``SimMarket.step`` (Gillespie-style background flow) and the arrival of our
 batches until something the Python side must see: the next quote or sample time, a report
-falling due, the book moving through our quote (requote test of ``MarketMaker``), a random
-buffer running dry, or an output buffer filling up. It returns one of the ``R_*`` codes.
+reaching us when the engine's requote test fires on it, the book moving through our quote
+(requote test of ``MarketMaker``), a random buffer running dry, or an output buffer
+filling up. It returns one of the ``R_*`` codes. Reports (acks, cancels, fills) are
+delivered natively at their due time with the touch at that time; the Python side applies
+them at the next stop, before anything that could read what they change.
 
 Random numbers come from the three buffers in ``rb`` (uniform, normal, exponential rows),
 filled by Python from the same ``numpy.random.Generator`` calls ``RandomStream`` makes. Each
@@ -30,7 +33,6 @@ import numpy as np
 from flashmm.sim import native_book as nb
 from flashmm.sim import native_events as ne
 from flashmm.sim.native_events import (
-    R_HEAP,
     R_NEED_N,
     R_OK,
     R_REACTIVE,
@@ -163,15 +165,24 @@ def _step_loop(
     stop_at = fst[nb.F_STOP]
     while True:
         mt = fst[nb.F_NEXT]
-        heap = fst[nb.F_HEAP]
+        d = ist[nb.I_RDLV]
+        due = rept[d, 1] if d < ist[nb.I_NREP] else np.inf
         b = ist[nb.I_ABH]
         at = abt[b] if b < ist[nb.I_ABT] else np.inf
-        hq = at if at < heap else heap
+        hq = at if at < due else due
         if stop_at <= (hq if hq < mt else mt):
             return R_STOP
         if hq < mt:
-            if heap <= at:
-                return R_HEAP
+            if due <= at:  # a report reaches us: noted with the touch at that time
+                r = diffuse(ist, fst, rb, due)
+                if r != R_OK:
+                    return r
+                rep[d, 7] = ist[nb.I_BB]
+                rep[d, 8] = ist[nb.I_BA]
+                ist[nb.I_RDLV] = d + 1
+                if _requote(ist, fst, due):
+                    return R_REACTIVE
+                continue
             if not _room(ist, lev, ordr, trd, rep, fst, ab[b, 1] - ab[b, 0]):
                 return R_ROOM
             r = arrival(ist, fst, rb, lev, ordr, noise, tags, aq, ab, abt, trd, rep, rept, dirty)

@@ -14,7 +14,7 @@ from typing import Any
 
 from flashmm.sim import native_book as nb
 
-R_OK, R_STOP, R_HEAP, R_REACTIVE, R_NEED_U, R_NEED_N, R_NEED_E, R_ROOM = range(8)
+R_OK, R_STOP, R_REACTIVE, R_NEED_U, R_NEED_N, R_NEED_E, R_ROOM = range(7)
 REP_ACK, REP_REJ_INVALID, REP_REJ_POST, REP_CANCELLED, REP_CANCEL_REJ, REP_FILL = range(1, 7)
 OP_CANCEL, OP_PLACE = 0, 1
 US = 1
@@ -35,10 +35,7 @@ def report(
     rep[r, 2] = a
     rep[r, 3] = b
     rept[r, 0] = t
-    due = t + fst[nb.F_RL]
-    rept[r, 1] = due
-    if due < fst[nb.F_HEAP]:
-        fst[nb.F_HEAP] = due
+    rept[r, 1] = t + fst[nb.F_RL]
     ist[nb.I_NREP] = r + 1
     return r
 
