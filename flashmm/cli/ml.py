@@ -1,6 +1,8 @@
 """``flashmm train`` and ``flashmm evaluate``: train a direction model on seeded simulated
-sessions and export it with its card; evaluate an exported model against the baselines
-(trained on the same data, regenerated from the card) on held-out seeds.
+sessions, or with ``--data`` on imported real-market stores, and export it with its card;
+evaluate an exported model against the baselines (trained on the same data, regenerated from
+the card) on held-out seeds or, with ``--data``, on held-out real recordings (see
+``docs/ml-real-data.md``).
 
 Only argparse is imported at module level, so ``flashmm.cli.main`` can add the arguments
 without loading numpy/torch."""
@@ -57,6 +59,29 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: up to 8)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    g = p.add_argument_group("real data (with --data)")
+    g.add_argument("--data", nargs="+", metavar="DIR", help="event stores to train on")
+    g.add_argument("--sample-ms", type=int, default=100, help="sample step, local clock (100)")
+    g.add_argument(
+        "--test-frac", type=float, default=0.25, help="last part of each store, held out"
+    )
+    g.add_argument("--gap-s", type=float, default=10.0, help="gap between splits (10 s)")
+    _real_common(g)
+    g.add_argument("--inputs", choices=("all", "tick-free"), default=None,
+                   help="mlp inputs (tick-free on --data)")  # fmt: skip
+    g.add_argument("--wide", default=None, metavar="NAMES",
+                   help="mlp linear path (imb_1,imb_3,imb_5 on --data; none)")  # fmt: skip
+    for name, default in (("d-model", 64), ("layers", 2), ("heads", 4), ("ff", 128)):
+        g.add_argument(
+            f"--{name}", type=int, default=None, help=f"transformer ({default} on --data)"
+        )
+
+
+def _real_common(g: argparse._ArgumentGroup) -> None:
+    g.add_argument(
+        "--feed-latency-ms", type=float, default=None,
+        help="constant feed latency for the features (default: the recorded delay)",
+    )  # fmt: skip
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,6 +94,14 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: up to 8)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    g = p.add_argument_group("real data (with --data)")
+    g.add_argument("--data", nargs="+", metavar="DIR", help="event stores to evaluate on")
+    g.add_argument("--train-data", nargs="+", metavar="DIR", help="the card's training stores")
+    g.add_argument("--kinds", default=None, help="models to retrain beside it (the other kinds)")
+    g.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    g.add_argument("--trading", action="store_true", help="replay each store, signal on vs off")
+    g.add_argument("--record", action="store_true", help="write the results into the card")
+    _real_common(g)
 
 
 def _log(args: argparse.Namespace, msg: str) -> None:
@@ -113,6 +146,10 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
 
     if not 0.0 < args.val_frac < 1.0:
         raise ValueError("--val-frac must be between 0 and 1")
+    if args.data:
+        from flashmm.cli.ml_real import run_train_real
+
+        return run_train_real(args)
     seeds = parse_seeds(args.seeds)
     params = _params(settings)
     data = generate(seeds, args.minutes, params, args.dead_band, args)
@@ -165,6 +202,10 @@ def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from flashmm.ml.export import load
     from flashmm.ml.train import train
 
+    if args.data:
+        from flashmm.cli.ml_real import run_evaluate_real
+
+        return run_evaluate_real(settings, args)
     del settings  # the card's data range, not the current settings, defines the market
     model = load(args.model)
     card = model.card

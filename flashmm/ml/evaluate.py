@@ -173,3 +173,41 @@ def trading_effect(artifact_path: str | Path, seeds: list[int], minutes: float) 
         return dict(mod.trading_effect(str(artifact_path), list(seeds), minutes))
     except Exception as e:
         return {"skipped": True, "note": f"{SIGNAL_EVAL_MODULE} failed: {e!r}"}
+
+
+REPORT_KEYS = ("accuracy", "accuracy_moved", "f1_macro", "nll", "ece", "n", "n_moved")
+IMBALANCE = "logistic"
+
+
+def no_change_model(train_y: np.ndarray) -> EvalModel:
+    """The no-change baseline (always FLAT; training class frequencies as probabilities)."""
+    from flashmm.ml.models import no_change
+
+    return EvalModel(no_change(torch.from_numpy(train_y)), FeatureSchema())
+
+
+def brief(metrics: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Only ``REPORT_KEYS`` per model and horizon."""
+    return {
+        m: {h: {k: v[k] for k in REPORT_KEYS} for h, v in by_h.items()}
+        for m, by_h in metrics.items()
+    }
+
+
+def versus_imbalance(
+    metrics: dict[str, dict[str, dict[str, float]]], model: str, key_horizon: str = "200ms"
+) -> dict[str, Any]:
+    """Does ``model`` beat the imbalance logistic baseline: lower ``nll`` and higher
+    ``f1_macro`` at every horizon, higher ``accuracy_moved`` at ``key_horizon``?"""
+    if IMBALANCE not in metrics or model not in metrics or model == IMBALANCE:
+        return {}
+    m, b = metrics[model], metrics[IMBALANCE]
+    checks: dict[str, bool] = {}
+    for h in m:
+        checks[f"nll_{h}"] = m[h]["nll"] < b[h]["nll"]
+        checks[f"f1_macro_{h}"] = m[h]["f1_macro"] > b[h]["f1_macro"]
+    if key_horizon in m:
+        checks[f"accuracy_moved_{key_horizon}"] = (
+            m[key_horizon]["accuracy_moved"] > b[key_horizon]["accuracy_moved"]
+        )
+    return {"beats_all": all(checks.values()), "checks": checks}

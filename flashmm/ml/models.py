@@ -1,6 +1,7 @@
 """The direction models: a small transformer over the last ``seq_len`` feature vectors, and
-two baselines it has to beat (an MLP on the latest vector and a multinomial logistic
-regression on order-book imbalance alone).
+the baselines it has to beat (an MLP on the latest vector, a multinomial logistic
+regression on order-book imbalance alone, and ``NoChange``: always FLAT, with the training
+class frequencies as its probabilities).
 
 Every model takes the z-scored input ``x`` of shape (B, T, 64) (the schema's mean/std,
 clipped) and returns logits of shape (B, H, 3) over DOWN/FLAT/UP for each of the H label
@@ -60,22 +61,48 @@ class MarketTransformer(nn.Module):
 
 
 class MLPBaseline(nn.Module):
-    """The latest feature vector -> 64 -> 64 -> H x 3 (ReLU)."""
+    """The latest feature vector (or the named ``inputs`` of it) -> 64 -> 64 -> H x 3 (ReLU);
+    with ``wide`` names, plus a linear map of those features straight to the logits (wide and
+    deep: e.g. the imbalance logistic regression with a learned correction)."""
 
-    def __init__(self, n_features: int = N_FEATURES, hidden: int = 64, n_horizons: int = 3) -> None:
+    idx: Tensor
+    wide_idx: Tensor
+
+    def __init__(
+        self,
+        n_features: int = N_FEATURES,
+        hidden: int = 64,
+        n_horizons: int = 3,
+        inputs: tuple[str, ...] | None = None,
+        wide: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
         self.n_horizons = n_horizons
         self.n_classes = N_CLASSES
+        names = FEATURE_NAMES[:n_features]
+        idx = [names.index(n) for n in inputs] if inputs else list(range(n_features))
+        self.register_buffer("idx", torch.tensor(idx, dtype=torch.long))
         self.net = nn.Sequential(
-            nn.Linear(n_features, hidden),
+            nn.Linear(len(idx), hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
             nn.Linear(hidden, n_horizons * N_CLASSES),
         )
+        # "wide and deep": a linear path from the ``wide`` inputs straight to the logits
+        self.register_buffer("wide_idx", torch.tensor([names.index(n) for n in wide] or [0]))
+        self.wide = nn.Linear(len(self.wide_idx), n_horizons * N_CLASSES)
+        self.use_wide = bool(wide)
+        if not wide:
+            nn.init.zeros_(self.wide.weight)
+            nn.init.zeros_(self.wide.bias)
+            self.wide.requires_grad_(False)
 
     def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.net(x[:, -1])
+        last = x[:, -1]
+        out: Tensor = self.net(last.index_select(1, self.idx))
+        if self.use_wide:
+            out = out + self.wide(last.index_select(1, self.wide_idx))
         return out.view(-1, self.n_horizons, self.n_classes)
 
 
@@ -101,6 +128,33 @@ class ImbalanceLogistic(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.linear(x[:, -1].index_select(1, self.idx))
         return out.view(-1, self.n_horizons, self.n_classes)
+
+
+class NoChange(nn.Module):
+    """The no-change baseline: always FLAT is the likeliest call; its probabilities are the
+    training labels' class frequencies per horizon (add-one smoothed), whatever the input."""
+
+    logp: Tensor
+
+    def __init__(self, class_counts: Tensor) -> None:
+        super().__init__()
+        counts = class_counts.detach().double().view(-1, N_CLASSES) + 1.0
+        logp = (counts / counts.sum(dim=1, keepdim=True)).log().float()
+        # FLAT must be the argmax: the baseline predicts "no change" by definition
+        flat = logp[:, 1].clone()
+        logp[:, 1] = torch.maximum(flat, logp.max(dim=1).values + 1e-6)
+        self.register_buffer("logp", logp.unsqueeze(0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.logp.expand(x.size(0), -1, -1)
+
+
+def no_change(y: Tensor) -> NoChange:
+    """``NoChange`` from training labels (N, H) in 0..2."""
+    counts = torch.stack(
+        [torch.bincount(y[:, h].long(), minlength=N_CLASSES) for h in range(y.shape[1])]
+    )
+    return NoChange(counts)
 
 
 class Temperature(nn.Module):

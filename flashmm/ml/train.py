@@ -4,7 +4,8 @@ Normalisation (z-score, clipped) is fitted on the training set only and travels 
 returned ``FeatureSchema``. Input sequences are gathered by index from the (N, 64) matrix
 for each batch, so the windowed (N, T, 64) tensor never exists. The loss is cross-entropy
 summed over horizons (optionally class-weighted); AdamW with a short warm-up and cosine
-decay; early stopping on the validation NLL restores the best epoch's weights; a
+decay; early stopping on the validation NLL restores the best epoch's weights (the logistic
+baseline, a convex problem, is instead fitted to its optimum by full-batch L-BFGS); a
 per-horizon temperature is then fitted on the validation logits. Same seed, same device and
 thread count: same weights.
 """
@@ -29,6 +30,7 @@ from flashmm.ml.schema import FeatureSchema
 _STD_FLOOR = 1e-8
 _EVAL_BATCH = 4096
 _MAX_THREADS = 8
+SESSION_GAP_NS = 5_000_000_000  # samples further apart than this are not one history
 
 
 @dataclass
@@ -77,11 +79,14 @@ def normalize(x: np.ndarray, schema: FeatureSchema) -> np.ndarray:
 
 def window_index(ts: np.ndarray, seq_len: int) -> np.ndarray:
     """Rows with ``seq_len`` rows of history in the same session (a session starts wherever
-    the timestamp does not increase, e.g. where ``Dataset.concat`` joined two runs)."""
+    the timestamp does not increase, e.g. where ``Dataset.concat`` joined two runs, or jumps
+    by more than ``SESSION_GAP_NS``, e.g. across a chronological split's gap or between two
+    recordings)."""
     n = len(ts)
     start = np.zeros(n, dtype=np.int64)
     if n:
-        new = np.r_[True, np.diff(ts) <= 0]
+        step = np.diff(ts)
+        new = np.r_[True, (step <= 0) | (step > SESSION_GAP_NS)]
         start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
     return np.nonzero(np.arange(n) - start >= seq_len - 1)[0]
 
@@ -125,6 +130,29 @@ def _loss(logits: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
         ),
         start=torch.zeros((), device=logits.device),
     )
+
+
+def _fit_lbfgs(
+    model: nn.Module, x_last: Tensor, y: Tensor, weights: Tensor | None, l2: float = 1e-4
+) -> float:
+    """Full-batch L-BFGS on rows (N, 64) for a model that reads only the newest row."""
+    x = x_last.unsqueeze(1)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        penalty = sum((p.pow(2).sum() for n, p in model.named_parameters() if "weight" in n),
+                      start=torch.zeros((), device=x.device))  # fmt: skip
+        loss = _loss(model(x), y, weights) + l2 * penalty
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    model.train()
+    opt.step(closure)  # type: ignore[no-untyped-call]
+    model.eval()
+    with torch.no_grad():
+        return float(_loss(model(x), y, weights))
 
 
 def _schedule(step: int, warmup: int, total: int) -> float:
@@ -207,6 +235,11 @@ def _train(
 
     best_loss, best_epoch, best_state = math.inf, -1, copy.deepcopy(model.state_dict())
     history: list[dict[str, float]] = []
+    if kind == "logistic":  # convex: fit to the optimum, full batch, instead of SGD epochs
+        tr_loss = _fit_lbfgs(model, xt[torch.from_numpy(tr_idx).to(dev)], yt[tr_idx], weights)
+        val_loss = float(_loss(predict_logits(model, xv, va_idx, seq_len), yv[va_idx], None))
+        history.append({"epoch": 1, "train_loss": tr_loss, "val_loss": val_loss})
+        best_epoch, best_state, epochs = 1, copy.deepcopy(model.state_dict()), 0
     for epoch in range(epochs):
         model.train()
         perm = torch.from_numpy(rng.permutation(tr_idx)).to(dev)
