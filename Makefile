@@ -34,6 +34,22 @@ $(TOOLS_STAMP): scripts/deploy-tools.txt
 	$(TOOLS)/bin/pip install -q -r scripts/deploy-tools.txt
 	touch $(TOOLS_STAMP)
 
+# the hftbacktest oracle that replay backtests are cross-checked against
+# (tests/replay/hftbacktest_oracle.py) in its own venv: hftbacktest wants numpy < 2.3 and pulls
+# numba, polars, holoviews
+ORACLE := .venv-oracle
+ORACLE_STAMP := $(ORACLE)/.installed
+
+.PHONY: oracle
+oracle: $(ORACLE_STAMP)
+
+$(ORACLE_STAMP): scripts/oracle-tools.txt
+	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
+	test -x $(ORACLE)/bin/python || $(PY) -m venv $(ORACLE)
+	$(ORACLE)/bin/pip install -q --upgrade pip
+	$(ORACLE)/bin/pip install -q -r scripts/oracle-tools.txt
+	touch $(ORACLE_STAMP)
+
 # hadolint, checkov (Terraform, rendered Kubernetes manifests, Dockerfiles), compose validation,
 # kubernetes-validate over every overlay (see scripts/deploy-checks.sh)
 deploy-check: $(STAMP) $(TOOLS_STAMP)
@@ -51,7 +67,7 @@ typecheck: $(STAMP)
 
 # starts PostgreSQL/Redis/VictoriaMetrics on loopback if they are not running, and stops
 # afterwards the ones it started
-unit: $(STAMP) deps
+unit: $(STAMP) deps $(ORACLE_STAMP)
 	@before=$$($(BIN)/flashmm services status); \
 	$(BIN)/flashmm services up >/dev/null || exit 1; \
 	$(BIN)/pytest -n auto -q; rc=$$?; \
@@ -81,4 +97,4 @@ backtest: $(STAMP)
 	$(BIN)/flashmm backtest --minutes 10 --seed 7
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis reports bench/results.json
+	rm -rf $(VENV) $(TOOLS) $(ORACLE) .mypy_cache .ruff_cache .pytest_cache .hypothesis reports bench/results.json
