@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import SEI_USDC, Instrument
 from flashmm.sim import native as sn
 from flashmm.sim.core import SimVenueCore
@@ -85,6 +86,7 @@ class Backtest:
         self.cfg = cfg
         self.core: SimVenueCore | None = None
         self.native: NativeVenueCore | None = None
+        book: L2Book
         if cfg.sim_core == "native" and (signal is None or not signal.uses_features):
             self.native = NativeVenueCore(
                 cfg.instrument, cfg.market, cfg.venue, cfg.quoting.requote_min_interval_s
@@ -133,7 +135,6 @@ class Backtest:
         core = self.native
         assert core is not None
         mm = self.mm
-        book = mm.book
         on_trade = mm.on_trade
         on_market_data = mm.on_market_data
         start = core.time
@@ -146,11 +147,9 @@ class Backtest:
             r = core.advance(next_sample if next_sample < next_quote else next_quote)
             rows = core.take_trades()
             if rows:
-                # the engine sees each trade with the book's touch as it was after it
+                # the engine sees each trade with the book's mid as it was after it
                 for price, lots, aggressor, bb, ba, ts in rows:
-                    book.best_bid = bb
-                    book.best_ask = ba
-                    on_trade(price, lots, aggressor, ts)
+                    on_trade(price, lots, aggressor, ts, (bb + ba) * 0.5 if bb and ba else 0.0)
             reports = core.take_reports()
             if reports:
                 self._deliver(core, reports)
@@ -198,7 +197,6 @@ class Backtest:
                 om.on_rejected(cid, "invalid price or size")
 
     def _quote_native(self, core: NativeVenueCore, t: float, reactive: bool) -> None:
-        core.sync_levels()
         now = int(t * 1e9)
         batch = self.mm.cycle(now, reactive=reactive)
         bid, ask = self.mm.quoted

@@ -50,6 +50,40 @@ TradeRow = list[int]  # price, lots, aggressor, best bid after, best ask after, 
 Report = tuple[int, str, int, int, int, int, int, int, int, float, float]
 
 
+class NativeBook(L2Book):
+    """The engine's view of the native matcher's book. Best bid and ask are current at
+    every stop; ``depth`` up to ``TOP`` levels reads the matcher; the level dicts are brought
+    up to date on demand (deeper ``depth``, ``lots_at``, ``snapshot``, ``sync``) and at the
+    end of a backtest, so read ``bids``/``asks`` directly only after ``sync()``."""
+
+    __slots__ = ("_core", "_top")
+
+    def __init__(self, core: NativeVenueCore) -> None:
+        super().__init__()
+        self._core = core
+        self._top: tuple[list[tuple[int, int]], list[tuple[int, int]]] | None = None
+
+    def sync(self) -> None:
+        self._core.sync_levels()
+
+    def depth(self, side: int, n: int) -> list[tuple[int, int]]:
+        if n > nb.TOP:
+            self.sync()
+            return super().depth(side, n)
+        top = self._top
+        if top is None:
+            top = self._top = self._core.top_levels()
+        return top[0 if side > 0 else 1][:n]
+
+    def lots_at(self, side: int, price: int) -> int:
+        self.sync()
+        return super().lots_at(side, price)
+
+    def snapshot(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        self.sync()
+        return super().snapshot()
+
+
 class NativeVenueCore:
     """Background market + our order flow in compiled code, one clock (seconds)."""
 
@@ -65,7 +99,7 @@ class NativeVenueCore:
         price); they grow when the market gets near the top."""
         self.instrument = instrument
         self.vp = venue
-        self.book = L2Book()
+        self.book = NativeBook(self)
         self._fill_no = count(1)
         self._tag_of: dict[str, int] = {}
         self._cids: list[str] = []
@@ -191,6 +225,14 @@ class NativeVenueCore:
         book.best_bid = int(self._ist[nb.I_BB])
         book.best_ask = int(self._ist[nb.I_BA])
 
+    def top_levels(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The best ``TOP`` levels of each side, best first, as (price, lots)."""
+        v = self._ist[nb.I_TOP :].tolist()
+        t = nb.TOP
+        bids = [(p, q) for p, q in zip(v[:t], v[t : 2 * t], strict=True) if q]
+        asks = [(p, q) for p, q in zip(v[2 * t : 3 * t], v[3 * t :], strict=True) if q]
+        return bids, asks
+
     def sync_levels(self) -> None:
         """Bring ``book`` up to the matcher's levels (only the ones changed since last)."""
         ist = self._ist
@@ -263,6 +305,7 @@ class NativeVenueCore:
             if r == R_ROOM:
                 self._make_room()
             break
+        self.book._top = None
         return r
 
     def _refill(self, s: int) -> None:

@@ -69,7 +69,9 @@ I_SEEDK = 30  # seed orders placed so far
 I_MARGIN = 31  # price headroom kept above the book (ticks)
 I_START = 32  # the seed book's centre (ticks)
 I_RDLV = 33  # reports delivered (due and noted), the first I_RDLV of the I_NREP rows
-N_IST = 40
+TOP = 10  # levels per side kept for L2Book.depth
+I_TOP = 40  # bid prices, bid lots, ask prices, ask lots: TOP each (0 = none)
+N_IST = I_TOP + 4 * TOP
 
 # --- fst: float state and parameters -------------------------------------------------------
 F_TIME = 0
@@ -295,3 +297,26 @@ def cancel(ist: Any, lev: Any, ordr: Any, dirty: Any, slot: int) -> int:
     s = 0 if side > 0 else 1
     set_level(ist, lev, dirty, side, price, lev[s, price, L_LOTS] - n)
     return n
+
+
+@kernel(inline=True)
+def write_top(ist: Any, lev: Any) -> None:
+    """The best ``TOP`` levels of each side into ``ist[I_TOP:]`` (``L2Book.depth``)."""
+    for s in range(2):
+        base = I_TOP + 2 * TOP * s
+        left = ist[I_NBID + s]
+        p = ist[I_BB + s]
+        step = -1 if s == 0 else 1
+        k = 0
+        while k < TOP and left > 0:
+            q = lev[s, p, L_LOTS]
+            if q > 0:
+                ist[base + k] = p
+                ist[base + TOP + k] = q
+                k += 1
+                left -= 1
+            p += step
+        while k < TOP:
+            ist[base + k] = 0
+            ist[base + TOP + k] = 0
+            k += 1

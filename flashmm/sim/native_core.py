@@ -101,6 +101,7 @@ def advance(
     for k in range(ist[nb.I_NDIRTY]):
         s = 0 if dirty[k, 0] > 0 else 1
         dirty[k, 2] = lev[s, dirty[k, 1], nb.L_LOTS]
+    nb.write_top(ist, lev)
     return r
 
 

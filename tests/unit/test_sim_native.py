@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import SEI_USDC
 from flashmm.sim.market import SimMarket
 from flashmm.sim.native import R_ROOM, NativeVenueCore
@@ -89,6 +90,22 @@ def test_background_market_matches_sim_market(params: MarketParams, capacity: in
         )
     if capacity:
         assert core.price_capacity > capacity  # grew past its first allocation
+
+
+def test_native_book_depth_is_l2book_depth() -> None:
+    params = MarketParams(seed=13)
+    core = NativeVenueCore(SEI_USDC, params, VenueParams())
+    for t in (40.0, 45.0, 50.0):
+        _run_native(core, t)
+        core.book.depth(1, 5)
+        core.advance(t + 1.0)  # the cached top is dropped with every advance
+        plain = L2Book()
+        for side, levels in zip((1, -1), core.book.snapshot(), strict=True):
+            for price, lots in levels:
+                plain.set_level(side, price, lots)
+        for side in (1, -1):
+            for n in (1, 3, 10, 12, 100):
+                assert core.book.depth(side, n) == plain.depth(side, n)
 
 
 def test_signal_using_features_runs_on_the_python_core() -> None:
