@@ -135,8 +135,9 @@ class QuoteLoop:
                         await task
 
     async def _resync(self) -> None:
-        self.feed.apply_snapshot(await self.venue.snapshot())
-        self._record_snapshot()
+        snap = await self.venue.snapshot()
+        self.feed.apply_snapshot(snap)
+        self._record_snapshot(snap.ts_ns)
         self.mm.risk.last_data_ns = time.monotonic_ns()
 
     async def _quote_until(self, stop: asyncio.Event) -> None:
@@ -210,14 +211,14 @@ class QuoteLoop:
         if not self.feed.ready or book.seq == before:
             return
         if book.seq == ev.seq and before == ev.seq - 1:
-            rec.add(["D", ev.seq, ev.levels])
+            rec.add(["D", ev.seq, ev.levels, ev.ts_ns])
         else:  # a resync replayed buffered deltas: record the resulting book instead
-            self._record_snapshot()
+            self._record_snapshot(ev.ts_ns)
 
-    def _record_snapshot(self) -> None:
+    def _record_snapshot(self, ts_ns: int) -> None:
         if self.recorder is not None and self.feed.ready:
             bids, asks = self.mm.book.snapshot()
-            self.recorder.add(["S", self.mm.book.seq, bids, asks])
+            self.recorder.add(["S", self.mm.book.seq, bids, asks, ts_ns])
 
     async def _recording(self) -> None:
         """Compress and write the recorded events about once a second, off the loop."""
@@ -338,7 +339,7 @@ class QuoteLoop:
                 sinks.order(mm, o, ev.reason)
         elif isinstance(ev, BookSnapshot):
             self.feed.apply_snapshot(ev)
-            self._record_snapshot()
+            self._record_snapshot(ev.ts_ns)
         else:
             raise TypeError(f"unexpected venue event {type(ev).__name__}")
 

@@ -1,9 +1,11 @@
 """Recorded market sessions: the events the hot path applied, in order, in compressed,
 size-bounded, rotating files — so real sessions become training data.
 
-Records (one JSON array per line, gzip): ``["S", seq, bids, asks]`` book snapshot,
-``["D", seq, levels]`` book delta, ``["T", ts_ns, price, lots, aggressor]`` trade,
-``["F", ts_ns, inventory_util]`` a feature sample (a quote cycle). Replaying a file through
+Records (one JSON array per line, gzip): ``["S", seq, bids, asks, ts_ns]`` book snapshot,
+``["D", seq, levels, ts_ns]`` book delta, ``["T", ts_ns, price, lots, aggressor]`` trade,
+``["F", ts_ns, inventory_util]`` a feature sample (a quote cycle), and first in each file
+``["C", wall_ns, monotonic_ns]``: the clock pair that turns the records' monotonic ``ts_ns``
+into UTC (files from before it have S/D records without ``ts_ns``). Replaying a file through
 ``replay`` rebuilds the book and runs the same ``FeatureEngine``, so it yields exactly the
 vectors the hot path computed live.
 """
@@ -75,6 +77,8 @@ class SessionWriter:
             self._path = self.dir / f"{name}{n:03d}.jsonl.gz"
             self._file = gzip.GzipFile(self._path, "ab", compresslevel=5)
             self.files.append(self._path)
+            clock = ["C", time.time_ns(), time.monotonic_ns()]
+            self._file.write((json.dumps(clock, separators=(",", ":")) + "\n").encode())
         return self._file
 
     def _rotate(self) -> None:
