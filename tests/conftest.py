@@ -137,6 +137,12 @@ REAL_STORES = {
         "0.001",
         ["binance-usdm/btcusdt_20230404.dat.gz", "binance-usdm/btcusdt_20230405.dat.gz"],
     ),
+    "eth-usdm-2024": (
+        "ETHUSDT",
+        "0.01",
+        "0.001",
+        ["binance-usdm/ethusdt_20240718.gz", "binance-usdm/ethusdt_20240719.gz"],
+    ),
 }
 
 

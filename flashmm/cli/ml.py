@@ -101,6 +101,10 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     g.add_argument("--trading", action="store_true", help="replay each store, signal on vs off")
     g.add_argument("--record", action="store_true", help="write the results into the card")
+    g.add_argument("--signal-min-confidence", type=float, default=None,
+                   help="--trading: quoting's signal gate (default: settings)")  # fmt: skip
+    g.add_argument("--signal-skew-ticks", type=float, default=None,
+                   help="--trading: quoting's signal skew (default: settings)")  # fmt: skip
     _real_common(g)
 
 

@@ -259,6 +259,10 @@ def _trading(
     q = settings.quote_params()
     order_base = max(1, int(q.order_notional / (mid_px * inst.lot))) * inst.lot
     q = replace(q, max_half_spread_ticks=max(q.max_half_spread_ticks, q.min_half_spread_ticks))
+    if args.signal_min_confidence is not None:
+        q = replace(q, signal_min_confidence=args.signal_min_confidence)
+    if args.signal_skew_ticks is not None:
+        q = replace(q, signal_skew_ticks=args.signal_skew_ticks)
     cfg = ReplayConfig(
         quote_hz=1000.0 / sample_ms,
         feed_latency_ms=feed_ms,
@@ -268,4 +272,9 @@ def _trading(
     _log(args, f"trading effect on {store.path}")
     out = trading_effect(store, cfg, ModelSignal(load_model(str(args.model))))
     out["order_qty_base"] = order_base
+    out["signal"] = {
+        "horizon_s": 0.2,
+        "min_confidence": q.signal_min_confidence,
+        "skew_ticks": q.signal_skew_ticks,
+    }
     return out

@@ -26,7 +26,9 @@ KINDS: tuple[str, ...] = ("transformer", "mlp", "logistic")
 
 class MarketTransformer(nn.Module):
     """Linear embedding + learned positions -> pre-norm transformer encoder -> last token
-    -> one 3-class linear head per horizon."""
+    -> one 3-class linear head per horizon (plus an optional ``wide`` linear path)."""
+
+    wide_idx: Tensor
 
     def __init__(
         self,
@@ -38,6 +40,7 @@ class MarketTransformer(nn.Module):
         dropout: float = 0.1,
         seq_len: int = 32,
         n_horizons: int = 3,
+        wide: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.seq_len = seq_len
@@ -50,6 +53,16 @@ class MarketTransformer(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.heads = nn.ModuleList([nn.Linear(d_model, N_CLASSES) for _ in range(n_horizons)])
+        # optional wide path: a linear map of the newest row's ``wide`` features to the logits
+        self.register_buffer(
+            "wide_idx", torch.tensor([FEATURE_NAMES.index(n) for n in wide] or [0])
+        )
+        self.wide = nn.Linear(len(self.wide_idx), n_horizons * N_CLASSES)
+        self.use_wide = bool(wide)
+        if not wide:
+            nn.init.zeros_(self.wide.weight)
+            nn.init.zeros_(self.wide.bias)
+            self.wide.requires_grad_(False)
 
     def forward(self, x: Tensor) -> Tensor:
         t = x.size(1)
@@ -57,7 +70,11 @@ class MarketTransformer(nn.Module):
         h = self.inp(x) + self.pos[:, self.seq_len - t :]
         h = self.encoder(h)
         last = self.norm(h[:, -1])
-        return torch.stack([head(last) for head in self.heads], dim=1)
+        out = torch.stack([head(last) for head in self.heads], dim=1)
+        if self.use_wide:
+            w = self.wide(x[:, -1].index_select(1, self.wide_idx))
+            out = out + w.view(-1, self.n_horizons, N_CLASSES)
+        return out
 
 
 class MLPBaseline(nn.Module):
