@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 from flashmm.config import Settings
-
-SEARCH_ATTRIBUTES = ("Market=Keyword", "TradingState=Keyword")
+from flashmm.temporal.search_attributes import DEV_SERVER_SPECS as SEARCH_ATTRIBUTES
 
 
 def _free_port(preferred: int) -> int:

@@ -26,6 +26,16 @@ SDK_METRICS: Mapping[str, str] = {
     "temporal_worker_task_slots_used": "gauge",
 }
 
+# the sample names each type is exposed under by the SDK's exporter (no _total, no _created)
+_SAMPLE_SUFFIXES: Mapping[str, tuple[str, ...]] = {
+    "counter": ("",),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count"),
+}
+SDK_SAMPLE_NAMES: frozenset[str] = frozenset(
+    name + suffix for name, kind in SDK_METRICS.items() for suffix in _SAMPLE_SUFFIXES[kind]
+)
+
 # The SDK's default latency buckets (0.1, 0.5, 1, 5, 10, 100, 1000 s) are too coarse to see a
 # queue backing up before it hurts: finer ones around the 1 s schedule-to-start budget.
 SCHEDULE_TO_START_BUCKETS: Sequence[float] = (

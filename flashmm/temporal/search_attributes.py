@@ -34,6 +34,10 @@ def _type_name(value: IndexedValueType.ValueType) -> str:
     return IndexedValueType.Name(value).removeprefix("INDEXED_VALUE_TYPE_").title()
 
 
+# `temporal server start-dev --search-attribute NAME=TYPE` values (the demo's dev server)
+DEV_SERVER_SPECS: tuple[str, ...] = tuple(f"{n}={_type_name(t)}" for n, t in REQUIRED.items())
+
+
 def fix_commands(namespace: str) -> str:
     """The commands that register the attributes (either one does)."""
     names = " ".join(f"--name {n} --type {_type_name(t)}" for n, t in REQUIRED.items())

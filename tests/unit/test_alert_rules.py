@@ -19,6 +19,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from flashmm import telemetry
+from flashmm.temporal.sdk_metrics import SDK_SAMPLE_NAMES
 from hotpath.metrics import EXPORTED, HotPathCollector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +75,9 @@ def exported_metric_types() -> dict[str, str]:
 
 
 def allowed_series_names() -> frozenset[str]:
-    """Every sample name PromQL may select: family names with their type's suffixes."""
-    return frozenset(
+    """Every sample name PromQL may select: family names with their type's suffixes, and the
+    Temporal SDK's own metrics as its exporter names them (flashmm.temporal.sdk_metrics)."""
+    return SDK_SAMPLE_NAMES | frozenset(
         name + suffix
         for name, kind in exported_metric_types().items()
         for suffix in _SUFFIXES.get(kind, _SUFFIXES["unknown"])

@@ -130,3 +130,11 @@ async def test_worker_refuses_to_start_until_setup_ran(bare_env: WorkflowEnviron
     assert code == 0 and '"added": []' in out, err
     code, _, err = await _cli(bare_env, "temporal", "check")
     assert code == 0, err
+
+
+def test_the_workflows_upsert_exactly_the_registered_keys() -> None:
+    from flashmm.cli.demo_control import SEARCH_ATTRIBUTES as DEMO
+    from workflows import lifecycle
+
+    assert (lifecycle.MARKET, lifecycle.STATE) == sa.KEYS
+    assert DEMO == ("Market=Keyword", "TradingState=Keyword")
