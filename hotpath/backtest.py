@@ -153,7 +153,7 @@ class Backtest:
             reports = core.take_reports()
             if reports:
                 self._deliver(core, reports)
-            core.sync_best()
+                core.sync_best()
             ts, t = core.take_last_event()
             if ts >= 0 and on_market_data(ts):
                 self._quote_native(core, t, reactive=True)

@@ -158,6 +158,7 @@ class NativeVenueCore:
         self._rept = np.zeros((4 * ne.ROOM_ROWS, 2), np.float64)
         self._dirty = np.zeros((2 * cap, 3), np.int64)
         self._pack()
+        self._head: list[int] = ist[: nb.I_TOP].tolist()
         while self.advance(-math.inf) == R_ROOM:  # seed book and warm-up
             self.take_trades()
         self.take_trades()
@@ -203,9 +204,10 @@ class NativeVenueCore:
 
     def take_last_event(self) -> tuple[int, float]:
         """(ns, s) of the last event the engine has not been told about; ns is -1 if none."""
-        ist = self._ist
-        ts = int(ist[nb.I_LASTTS])
-        ist[nb.I_LASTTS] = -1
+        ts: int = self._head[nb.I_LASTTS]
+        if ts < 0:
+            return -1, 0.0
+        self._ist[nb.I_LASTTS] = self._head[nb.I_LASTTS] = -1
         return ts, float(self._fst[nb.F_LASTT])
 
     def set_quoted(self, bid: int, ask: int, cycle_ns: int) -> None:
@@ -229,8 +231,9 @@ class NativeVenueCore:
         """The best ``TOP`` levels of each side, best first, as (price, lots)."""
         v = self._ist[nb.I_TOP :].tolist()
         t = nb.TOP
-        bids = [(p, q) for p, q in zip(v[:t], v[t : 2 * t], strict=True) if q]
-        asks = [(p, q) for p, q in zip(v[2 * t : 3 * t], v[3 * t :], strict=True) if q]
+        nbid, nask = v[4 * t], v[4 * t + 1]
+        bids = list(zip(v[:nbid], v[t : t + nbid], strict=True))
+        asks = list(zip(v[2 * t : 2 * t + nask], v[3 * t : 3 * t + nask], strict=True))
         return bids, asks
 
     def sync_levels(self) -> None:
@@ -305,7 +308,11 @@ class NativeVenueCore:
             if r == R_ROOM:
                 self._make_room()
             break
-        self.book._top = None
+        head = self._head = self._ist[: nb.I_TOP].tolist()  # one read of the counters
+        book = self.book
+        book.best_bid = head[nb.I_BB]
+        book.best_ask = head[nb.I_BA]
+        book._top = None
         return r
 
     def _refill(self, s: int) -> None:
@@ -349,10 +356,11 @@ class NativeVenueCore:
         price, lots, side, best bid, best ask, event time, due time). ``a`` is the venue id
         (ACK) or lots (CANCELLED), ``b`` the lots left (FILL); the touch is the book's at the
         due time."""
-        ist = self._ist
-        n = int(ist[nb.I_RDLV])
+        head = self._head
+        n: int = head[nb.I_RDLV]
         if not n:
             return []
+        ist = self._ist
         total = int(ist[nb.I_NREP])
         rows = self._rep[:n].tolist()
         times = self._rept[:n].tolist()
@@ -360,7 +368,7 @@ class NativeVenueCore:
             self._rep[: total - n] = self._rep[n:total]
             self._rept[: total - n] = self._rept[n:total]
         ist[nb.I_NREP] = total - n
-        ist[nb.I_RDLV] = 0
+        ist[nb.I_RDLV] = head[nb.I_RDLV] = 0
         cids = self._cids
         return [
             (kind, cids[tag], a, b, price, lots, side, bb, ba, t, due)
@@ -395,11 +403,10 @@ class NativeVenueCore:
     def take_trades(self) -> list[TradeRow]:
         """Market executions since the last call, in order: (price, lots, aggressor, best
         bid and best ask after the event, event time in ns)."""
-        ist = self._ist
-        n = int(ist[nb.I_NTRD])
+        n: int = self._head[nb.I_NTRD]
         if not n:
             return []
-        ist[nb.I_NTRD] = 0
+        self._ist[nb.I_NTRD] = self._head[nb.I_NTRD] = 0
         rows: list[TradeRow] = self._trd[:n].tolist()
         return rows
 

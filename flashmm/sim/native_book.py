@@ -70,8 +70,8 @@ I_MARGIN = 31  # price headroom kept above the book (ticks)
 I_START = 32  # the seed book's centre (ticks)
 I_RDLV = 33  # reports delivered (due and noted), the first I_RDLV of the I_NREP rows
 TOP = 10  # levels per side kept for L2Book.depth
-I_TOP = 40  # bid prices, bid lots, ask prices, ask lots: TOP each (0 = none)
-N_IST = I_TOP + 4 * TOP
+I_TOP = 40  # bid prices, bid lots, ask prices, ask lots: TOP each; then the two counts
+N_IST = I_TOP + 4 * TOP + 2
 
 # --- fst: float state and parameters -------------------------------------------------------
 F_TIME = 0
@@ -316,7 +316,4 @@ def write_top(ist: Any, lev: Any) -> None:
                 k += 1
                 left -= 1
             p += step
-        while k < TOP:
-            ist[base + k] = 0
-            ist[base + TOP + k] = 0
-            k += 1
+        ist[I_TOP + 4 * TOP + s] = k
