@@ -154,13 +154,19 @@ def bench_book(seconds: float = 900.0) -> dict[str, float]:
 
 
 def bench_backtest(minutes: float = 30.0) -> dict[str, float]:
+    """Generated-market backtest speed on the compiled event core (the default), and the
+    same session on the reference Python core (same seed, same results)."""
     r = run_backtest(BacktestConfig(minutes=minutes, market=MarketParams(seed=7)))
     s = r.summary
+    py = run_backtest(
+        BacktestConfig(minutes=minutes, market=MarketParams(seed=7), sim_core="python")
+    ).summary
     return {
         "backtest.events_per_s": s["events_per_s"],
         "backtest.market_events": float(s["market_events"]),
         "backtest.quote_cycles": float(s["cycles"]),
         "backtest.wall_s": s["wall_s"],
+        "backtest.python_core_events_per_s": py["events_per_s"],
     }
 
 
