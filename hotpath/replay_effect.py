@@ -4,9 +4,10 @@ off and once with it on; P&L, fills, inventory and adverse selection side by sid
 
 Adverse selection of a fill is the exchange mid's move against us ``h`` after it:
 ``-side × (mid(t + h) - mid(t))`` in ticks, where ``t`` is the fill's exchange time (the
-response time less the response latency) and the mid is the exchange book's, read on a grid
-of ``grid_ms`` (the last value at or before each time). Markout is the edge left after ``h``:
-``side × (mid(t + h) - price)``. Both are averaged per fill, weighted by its lots.
+response time less the response latency) and the mid is the exchange book's after every
+event at or before that time (exact: every change of the exchange mid is kept). Markout is
+the edge left after ``h``: ``side × (mid(t + h) - price)``. Both are averaged over fills,
+weighted by their lots.
 """
 
 from __future__ import annotations
@@ -45,25 +46,20 @@ FIGURES = (
 )
 
 
-def exchange_mids(store: EventStore, grid_ms: float = 10.0) -> tuple[I64, F64]:
-    """(times ns, exchange mid in ticks) every ``grid_ms`` over the whole store (NaN while a
-    side is empty); times share the replay's clock."""
+def exchange_mids(store: EventStore) -> tuple[I64, F64]:
+    """Every change of the exchange mid (ticks) and its time (ns, the replay's clock): the
+    store replayed with zero feed latency, so the tracked local mid is the exchange's."""
     arrays = prepare(store, 0)
     warm_up()
-    core = ReplayCore(arrays, 0, 0, buffer=1 << 16)
-    step = int(grid_ms * 1e6)
-    t0 = int(arrays.exch[0])
-    n = (int(arrays.exch[-1]) - t0) // step + 2
-    ts = t0 + step * np.arange(n, dtype=np.int64)
-    mids = np.full(n, np.nan)
-    px, S = arrays.px, core.S
-    for k in range(n):
-        while core.advance(int(ts[k])) == nv.STOP_FULL:
-            core.take_trades()
+    core = ReplayCore(arrays, 0, 0, track_mids=True, buffer=1 << 16)
+    parts = []
+    while core.advance(nv.NEVER - 1) == nv.STOP_FULL:
         core.take_trades()
-        bb, ba = int(S[nv.EX_BB]), int(S[nv.EX_BA])
-        if bb >= 0 and ba < len(px):
-            mids[k] = (int(px[bb]) + int(px[ba])) * 0.5
+        parts.append(core.take_mids())
+    parts.append(core.take_mids())
+    rows = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+    ts: I64 = np.ascontiguousarray(rows[:, 0], dtype=np.int64)
+    mids: F64 = rows[:, 1].astype(np.float64) * 0.5
     return ts, mids
 
 
@@ -80,9 +76,13 @@ def adverse_selection(
     ts: I64,
     mids: F64,
     horizons_ms: tuple[int, ...] = HORIZONS_MS,
+    end_ns: int | None = None,
 ) -> dict[str, float | int]:
     """Lot-weighted adverse selection and markout (ticks) and the share of fills the mid
-    moved against, per horizon; fills as ``ReplayBacktest.fills`` (t_s, side, price, lots)."""
+    moved against, per horizon; fills as ``ReplayBacktest.fills`` (t_s, side, price, lots).
+    A fill is scored at ``h`` only if the data runs past ``t + h`` (``end_ns``, default the
+    last mid time)."""
+    end = int(ts[-1]) if end_ns is None else end_ns
     out: dict[str, float | int] = {"fills_scored": 0}
     if not fills:
         return out
@@ -92,7 +92,7 @@ def adverse_selection(
     m0 = _mid_at(ts, mids, t)
     for h in horizons_ms:
         mh = _mid_at(ts, mids, t + h * 1_000_000)
-        ok = np.isfinite(m0) & np.isfinite(mh) & (t + h * 1_000_000 <= ts[-1])
+        ok = np.isfinite(m0) & np.isfinite(mh) & (t + h * 1_000_000 <= end)
         w = lots[ok]
         if not w.sum():
             continue
@@ -114,15 +114,14 @@ def run_one(
     s = result.summary
     out: dict[str, Any] = {k: s[k] for k in FIGURES if k in s}
     lat = int(cfg.latency_ms * 1e6)
-    out.update(adverse_selection(result.fills, bt.core.first_local_ns, lat, ts, mids))
+    end = store.manifest.last_exch_ns
+    out.update(adverse_selection(result.fills, bt.core.first_local_ns, lat, ts, mids, end_ns=end))
     return out
 
 
-def trading_effect(
-    store: EventStore, cfg: ReplayConfig, signal_on: Signal, grid_ms: float = 10.0
-) -> dict[str, Any]:
+def trading_effect(store: EventStore, cfg: ReplayConfig, signal_on: Signal) -> dict[str, Any]:
     """Signal off vs on over the same store and assumptions, with the differences."""
-    ts, mids = exchange_mids(store, grid_ms)
+    ts, mids = exchange_mids(store)
     off = run_one(store, cfg, None, ts, mids)
     on = run_one(store, cfg, signal_on, ts, mids)
     diff = {
@@ -138,7 +137,6 @@ def trading_effect(
             "quote_hz": cfg.quote_hz,
             "strategy": cfg.quoting.model.value,
         },
-        "mid_grid_ms": grid_ms,
         "off": off,
         "on": on,
         "on_minus_off": diff,

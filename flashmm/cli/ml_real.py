@@ -188,7 +188,9 @@ def run_evaluate_real(settings: Settings, args: argparse.Namespace) -> int:
     for p in args.data:
         store = EventStore.open(p)
         test, role = held_out(store, trained_on, splits, sample_ms, _feed_ns(feed_ms))
-        name = Path(p).name
+        name = Path(p).name + (
+            f" (feed {feed_ms:g} ms)" if args.feed_latency_ms is not None else ""
+        )
         extra = {"role": role, "store": test.meta, "notes": notes}
         rep = evaluate(models, test, model.seq_len, Path(args.out) / name, extra)
         sets[name] = {
@@ -238,7 +240,9 @@ def _record(model_dir: Path, body: dict[str, Any]) -> None:
 
     path = model_dir / "card.json"
     card = json.loads(path.read_text())
-    card["evaluation"] = _finite(body)
+    old = card.get("evaluation") or {}
+    sets = {**old.get("sets", {}), **body["sets"]}  # a later run adds or replaces sets
+    card["evaluation"] = _finite({**body, "sets": sets})
     path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
 
 

@@ -50,8 +50,9 @@ def test_signal_on_vs_off_same_store_same_assumptions(
 ) -> None:
     store = EventStore.open(real_store("btc-usdm-2024"))
     ts, mids = exchange_mids(store)
-    assert np.all(np.diff(ts) == 10_000_000)
-    assert np.isfinite(mids).mean() > 0.99 and np.nanmax(np.abs(np.diff(mids))) < 200
+    assert len(ts) > 200 and np.all(np.diff(ts) >= 0)
+    assert np.all(np.diff(mids) != 0)  # one row per change of the exchange mid
+    assert np.all(mids % 0.5 == 0) and np.all(np.abs(np.diff(mids)) < 500)
     cap = 0.1 * 70_000 * 1.05
     limits = RiskLimits(
         max_position_notional=cap, max_order_notional=cap, max_open_notional=2 * cap,
