@@ -22,6 +22,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from flashmm.config import Settings, load_settings
+from flashmm.temporal.search_attributes import KEYS
 from flashmm.venue.sei.wallet import Wallet
 from workers.client import start_emergency_stop
 from workers.run import control_worker, host_workers
@@ -73,7 +74,9 @@ async def platform(tmp: Path, pg_dsn: str) -> AsyncIterator[Platform]:
     node = await _spawn(["localnet", "--rest-port", "0", "--rpc-port", "0"], dict(os.environ))
     procs = [node]
     tenv = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"), ui=False
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        search_attributes=KEYS,  # `flashmm worker all` refuses to start without them
+        ui=False,
     )
     try:
         assert node.stdout is not None

@@ -13,6 +13,7 @@ import time
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from flashmm.temporal.search_attributes import KEYS
 from tests.workflows.conftest import _bin
 
 
@@ -25,6 +26,7 @@ def _port() -> int:
 async def test_control_worker_serves_metrics(pg_dsn: str, redis_url: str) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_bin("temporal"),
+        search_attributes=KEYS,  # a control worker refuses to start without them
         ui=False,
         dev_server_extra_args=["--log-level", "error"],
     )
