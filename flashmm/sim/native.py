@@ -159,6 +159,7 @@ class NativeVenueCore:
         self._dirty = np.zeros((2 * cap, 3), np.int64)
         self._pack()
         self._head: list[int] = ist[: nb.I_TOP].tolist()
+        self._abt_n = self._aqt_n = 0
         while self.advance(-math.inf) == R_ROOM:  # seed book and warm-up
             self.take_trades()
         self.take_trades()
@@ -212,10 +213,7 @@ class NativeVenueCore:
 
     def set_quoted(self, bid: int, ask: int, cycle_ns: int) -> None:
         """Our innermost quotes and last cycle time, for the native requote test."""
-        ist = self._ist
-        ist[nb.I_QB] = bid
-        ist[nb.I_QA] = ask
-        ist[nb.I_LASTCYC] = cycle_ns
+        self._ist[nb.I_QB : nb.I_LASTCYC + 1] = (bid, ask, cycle_ns)  # adjacent slots
 
     def run_until_later(self, t: float) -> None:
         """``SimMarket.run_until(t)``, applied at the start of the next ``advance``."""
@@ -265,21 +263,27 @@ class NativeVenueCore:
 
     def submit(self, batch: OrderBatch, now: float) -> None:
         """Our batch leaves now and reaches the matcher ``order_latency_s`` later."""
-        ist = self._ist
-        post_only = self.vp.post_only
-        rows = [(ne.OP_CANCEL, self._tag(c.client_id), 0, 0, 0, 0) for c in batch.cancels]
+        tag_of = self._tag_of
+        tag = self._tag
+        rows = []
+        for c in batch.cancels:
+            t = tag_of.get(c.client_id)
+            rows.append((ne.OP_CANCEL, tag(c.client_id) if t is None else t, 0, 0, 0, 0))
         top = 0
+        post_only = self.vp.post_only
         for p in batch.places:
+            t = tag_of.get(p.client_id)
             po = 1 if post_only or p.post_only else 0
-            rows.append((ne.OP_PLACE, self._tag(p.client_id), int(p.side), p.price, p.lots, po))
-            top = max(top, p.price)
+            t = tag(p.client_id) if t is None else t
+            rows.append((ne.OP_PLACE, t, int(p.side), p.price, p.lots, po))
+            if p.price > top:
+                top = p.price
         if top + 2 >= self._lev.shape[1]:
             self._grow_prices(top + 2)
-        b, a = int(ist[nb.I_ABH]), int(ist[nb.I_ABT])
-        if b == a:  # queue drained: start over at the front
-            b = a = 0
-            ist[nb.I_ABH] = ist[nb.I_ABT] = ist[nb.I_AQT] = 0
-        q = int(ist[nb.I_AQT])
+        a, q = self._abt_n, self._aqt_n  # Python writes the queue's tail, native its head
+        if self._head[nb.I_ABH] == a:  # drained (as of the last stop): start at the front
+            a = q = 0
+            self._ist[nb.I_ABH] = self._head[nb.I_ABH] = 0
         n = len(rows)
         if a >= len(self._ab) or q + n > len(self._aq):
             self._ab = _grown(self._ab, 2 * len(self._ab))
@@ -290,8 +294,9 @@ class NativeVenueCore:
             self._aq[q : q + n] = rows
         self._ab[a] = (q, q + n)
         self._abt[a] = now + self.vp.order_latency_s
-        ist[nb.I_ABT] = a + 1
-        ist[nb.I_AQT] = q + n
+        self._abt_n = a + 1
+        self._aqt_n = q + n
+        self._ist[nb.I_ABT : nb.I_AQT + 1] = (a + 1, q + n)  # adjacent slots
 
     # --- running ------------------------------------------------------------------------
     def advance(self, stop_at: float) -> int:
