@@ -52,7 +52,7 @@ def import_files(
     defs: list[dbn.InstrumentDefMsg] = []
     mbo: list[tuple[Path, dbn.Metadata]] = []
     for f in files:
-        meta = next(_records(f), None)
+        meta = next(_records(f, chunk=4096), None)  # the header alone, not the records
         if not isinstance(meta, dbn.Metadata):
             raise StoreError(f"{f.name}: no DBN metadata header")
         schema = str(meta.schema)
@@ -71,7 +71,7 @@ def import_files(
     return b.finish()
 
 
-def _records(path: Path) -> Iterator[Any]:
+def _records(path: Path, chunk: int = 1 << 20) -> Iterator[Any]:
     """Decoded records of one file (its Metadata first), read in chunks; a truncated or
     corrupt file raises ``StoreError``."""
     with path.open("rb") as fh:
@@ -86,8 +86,8 @@ def _records(path: Path) -> Iterator[Any]:
         raise StoreError(f"{path.name}: not a DBN file (no 'DBN' or zstd magic at the start)")
     try:
         with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                yield from dec.write_and_decode(chunk)
+            for data in iter(lambda: fh.read(chunk), b""):
+                yield from dec.write_and_decode(data)
             yield from dec.decode()
     except dbn.DBNError as e:
         raise StoreError(f"{path.name}: unreadable DBN ({e})") from e
