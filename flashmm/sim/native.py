@@ -24,15 +24,7 @@ from flashmm.sim import native_book as nb
 from flashmm.sim import native_core as nc
 from flashmm.sim import native_events as ne
 from flashmm.sim.params import MarketParams, VenueParams
-from flashmm.venue.base import (
-    CancelRejected,
-    OrderAccepted,
-    OrderBatch,
-    OrderCancelled,
-    OrderFilled,
-    OrderRejected,
-    VenueEvent,
-)
+from flashmm.venue.base import OrderBatch
 
 BATCH = 8192  # as flashmm.sim.rng: the same generator calls, so the same numbers
 R_STOP, R_REACTIVE, R_ROOM = ne.R_STOP, ne.R_REACTIVE, ne.R_ROOM
@@ -388,22 +380,6 @@ class NativeVenueCore:
         fee = self.instrument.fee(price, lots, maker=True)
         fid = f"sim-{next(self._fill_no)}"
         return Fill(fid, cid, Side(side), price, lots, fee, Liquidity.MAKER, int(t * 1e9))
-
-    def event(self, report: Report) -> VenueEvent:
-        """A report as the venue event the Python core would have sent."""
-        kind, cid, a, b, _, _, _, _, _, t, _ = report
-        ts = int(t * 1e9)
-        if kind == FILL:
-            return OrderFilled(self.fill(report), b)
-        if kind == ACK:
-            return OrderAccepted(cid, a, ts)
-        if kind == CANCELLED:
-            return OrderCancelled(cid, a, ts)
-        if kind == CANCEL_REJ:
-            return CancelRejected(cid, "order not open", ts)
-        if kind == REJ_POST:
-            return OrderRejected(cid, "post-only order would cross", ts)
-        return OrderRejected(cid, "invalid price or size", ts)
 
     def take_trades(self) -> list[TradeRow]:
         """Market executions since the last call, in order: (price, lots, aggressor, best
