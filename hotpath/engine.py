@@ -2,14 +2,16 @@
 
 Time is passed in (ns), never read here, so the same code runs against wall clock and
 simulated clock. One ``cycle`` = features → model signal → quotes → risk → order diff, each
-stage timed with ``perf_counter_ns`` into ``timers``.
+stage timed with ``perf_counter_ns`` into ``timers``. In the live loop a background signal's
+features are sampled just ahead of the cycle (``prepare_signal``) and its model runs on its
+own thread; the cycle only takes the latest fresh result, never waits for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import Instrument
@@ -35,6 +37,17 @@ class Signal(Protocol):
 
     def observe(self, ts_ns: int, mid: float) -> None:
         """Every book change (scores past predictions)."""
+
+
+class BackgroundSignal(Signal, Protocol):
+    """A signal computed off the cycle: ``submit`` hands it a sampled feature row (never
+    blocks), ``current`` is the latest fresh result (or a fallback), at once."""
+
+    lead_ns: int
+
+    def submit(self, features: list[float], ts_ns: int, mid: float) -> None: ...
+
+    def current(self, features: list[float], ts_ns: int, mid: float) -> tuple[float, float]: ...
 
 
 class NoSignal:
@@ -128,6 +141,8 @@ class MarketMaker:
         self._last_cycle_ns = 0
         self._quoted_bid = 0
         self._quoted_ask = 0
+        self._prepared: BackgroundSignal | None = None  # features sampled ahead of the cycle
+        self._ahead: BackgroundSignal | None = None  # the signal the loop samples ahead for
 
     # --- events -------------------------------------------------------------------------
     def on_market_data(self, ts_ns: int) -> bool:
@@ -180,6 +195,31 @@ class MarketMaker:
         return self.om.cancel_all(now_ns, self.cancel_retry_ns)
 
     # --- the cycle ----------------------------------------------------------------------
+    def prepare_signal(self, now_ns: int) -> bool:
+        """Off the cycle, a little ahead of it (the live loop): sample the next cycle's
+        features now and hand them to a background signal, whose thread infers while the
+        loop waits; that cycle then quotes on the result if it is ready and fresh, without
+        sampling again. Reactive cycles in between then take the latest result without a
+        sample of their own (the window keeps the scheduled cadence). False (nothing done)
+        for a signal that runs inline."""
+        sig = self.signal
+        submit = getattr(sig, "submit", None)
+        if submit is None or not sig.uses_features:
+            return False
+        feats = self._sample(now_ns)
+        submit(feats, now_ns, self.book.mid)
+        self._prepared = self._ahead = cast(BackgroundSignal, sig)
+        return True
+
+    def _sample(self, now_ns: int) -> list[float]:
+        mid = self.book.mid
+        pos = self.om.position
+        util = pos.notional(mid) / self.risk.limits.max_position_notional if mid else 0.0
+        signed = util if pos.lots >= 0 else -util
+        feats = self.features.sample(self.book, now_ns, signed)
+        self.last_sample = (now_ns, signed)
+        return feats
+
     def cycle(self, now_ns: int, reactive: bool = False) -> OrderBatch:
         """Compute this cycle's batch of cancels and places."""
         t = self.timers
@@ -195,12 +235,19 @@ class MarketMaker:
         limit = self.risk.limits.max_position_notional
         util = pos.notional(mid) / limit if mid else 0.0
         signal = self.signal
-        if signal.uses_features:
+        prepared = self._prepared
+        if prepared is not None:
+            self._prepared = None
+            if prepared is not signal:  # swapped since: this cycle samples for the new one
+                prepared = None
+        elif reactive and self._ahead is signal:
+            prepared = self._ahead  # rows come from the scheduled cycles' samples only
+        if prepared is not None or not signal.uses_features:
+            feats = self.features.values
+        else:
             signed = util if pos.lots >= 0 else -util
             feats = self.features.sample(book, now_ns, signed)
             self.last_sample = (now_ns, signed)
-        else:
-            feats = self.features.values
         sigma = self.vol.update(mid, now_ns) if mid else self.vol.sigma
         if now_ns - self._last_fit_ns >= 1_000_000_000:
             self.intensity.fit(now_ns)
@@ -208,7 +255,10 @@ class MarketMaker:
         t1 = perf_counter_ns()
         t["features"].record(t1 - t0)
 
-        direction, confidence = signal.predict(feats, now_ns, mid)
+        if prepared is not None:  # sampled and submitted ahead: the latest fresh result
+            direction, confidence = prepared.current(feats, now_ns, mid)
+        else:
+            direction, confidence = signal.predict(feats, now_ns, mid)
         self.last_signal = (direction, confidence)
         t2 = perf_counter_ns()
         t["model"].record(t2 - t1)
@@ -307,6 +357,40 @@ class MarketMaker:
             "k": self.intensity.k,
             "cycle_p50_us": self.timers["cycle"].percentile(50) / 1000,
             "cycle_p99_us": self.timers["cycle"].percentile(99) / 1000,
+            "to_venue_p99_us": self.timers["to_venue"].percentile(99) / 1000,
+            "model": self.signal_figures(),
+        }
+
+    def signal_figures(self) -> dict[str, Any] | None:
+        """A model signal's figures (None without one): cycles, cycles quoted on a fresh
+        model result, the share after warm-up, the result's age (0 for an inline signal,
+        which waits for it: its cycles count as live unless they fell back)."""
+        sig = self.signal
+        share = getattr(sig, "live_share", None)
+        age = getattr(sig, "age", None)
+        fallback = getattr(sig, "fallback_cycles", None)
+        if age is None:
+            if fallback is None:
+                return None
+            n = self.stats.cycles
+            warmup = min(n, getattr(sig, "_seq", 1) - 1)
+            return {
+                "cycles": n,
+                "warmup_cycles": warmup,
+                "live_cycles": n - fallback,
+                "live_share": (n - fallback) / (n - warmup) if n > warmup else None,
+                "age_p50_ms": 0.0,
+                "age_p99_ms": 0.0,
+            }
+        return {
+            "cycles": getattr(sig, "cycles", 0),
+            "warmup_cycles": getattr(sig, "warmup_cycles", 0),
+            "live_cycles": getattr(sig, "live_cycles", 0),
+            "stale_cycles": getattr(sig, "stale_cycles", 0),
+            "reactive_cycles": self.stats.reactive_cycles,
+            "live_share": share,
+            "age_p50_ms": age.percentile(50) / 1e6,
+            "age_p99_ms": age.percentile(99) / 1e6,
         }
 
     @property

@@ -203,6 +203,18 @@ class ModelSignal:
 
     # --- per cycle ----------------------------------------------------------------------
     def predict(self, features: list[float], ts_ns: int, mid: float) -> tuple[float, float]:
+        """Inline: push this cycle's row and run the model on the window now."""
+        if not self.push_row(features) or not self.ready(ts_ns):
+            self.fallback_cycles += 1
+            return self.fallback.predict(features, ts_ns, mid)
+        out = self.infer(self._buf[self._i : self._i + self._seq], ts_ns, mid)
+        if out is None:
+            self.fallback_cycles += 1
+            return self.fallback.predict(features, ts_ns, mid)
+        return out
+
+    def push_row(self, features: list[float]) -> bool:
+        """Normalise ``features`` into the window; True once the window holds ``seq`` rows."""
         buf = self._buf
         seq = self._seq
         row = (np.asarray(features, dtype=np.float32) - self._mean) * self._inv_std
@@ -212,11 +224,23 @@ class ModelSignal:
         buf[i + seq] = row
         self._i = (i + 1) % seq
         self._rows += 1
+        return self._rows >= seq
+
+    def window(self) -> np.ndarray:
+        """The last ``seq`` rows, oldest first (a view: copy it to hand it to a thread)."""
+        return self._buf[self._i : self._i + self._seq]
+
+    def ready(self, ts_ns: int) -> bool:
+        """A model is loaded, the window is full and the breaker is closed at ``ts_ns``."""
+        return self.model is not None and self._rows >= self._seq and ts_ns >= self.open_until
+
+    def infer(self, window: np.ndarray, ts_ns: int, mid: float) -> tuple[float, float] | None:
+        """Run the live model on ``window`` (seq, n_features): (direction, confidence), or
+        None when it failed (the breaker counts it). Times it against the budget."""
         m = self.model
-        if m is None or self._rows < seq or ts_ns < self.open_until:
-            self.fallback_cycles += 1
-            return self.fallback.predict(features, ts_ns, mid)
-        x = torch.from_numpy(buf[self._i : self._i + seq]).unsqueeze(0)
+        if m is None:
+            return None
+        x = torch.from_numpy(window).unsqueeze(0)
         t0 = time.perf_counter_ns()
         try:
             with torch.inference_mode():
@@ -226,8 +250,7 @@ class ModelSignal:
             log.error("model %s failed: %s", m.version, e)
             if self.errors >= self.error_trip:
                 self._trip(ts_ns, f"error: {type(e).__name__}")
-            self.fallback_cycles += 1
-            return self.fallback.predict(features, ts_ns, mid)
+            return None
         self.last_latency_ns = dt = time.perf_counter_ns() - t0
         if dt > self.budget_ns:
             self.slow_in_row += 1
@@ -252,10 +275,15 @@ class ModelSignal:
 
     def after_cycle(self, ts_ns: int) -> None:
         """Run the shadow model (outside the timed cycle) and keep both predictions."""
+        if self._rows >= self._seq:
+            self.run_shadow(self.window(), ts_ns)
+
+    def run_shadow(self, window: np.ndarray, ts_ns: int) -> None:
+        """The shadow model on the live model's last window; both predictions are logged."""
         s = self.shadow
-        if s is None or self._rows < self._seq or s.seq_len != self._seq:
+        if s is None or s.seq_len != len(window):
             return
-        x = torch.from_numpy(self._buf[self._i : self._i + self._seq]).unsqueeze(0)
+        x = torch.from_numpy(window).unsqueeze(0)
         try:
             with torch.inference_mode():
                 p = torch.softmax(s.module(x)[0], dim=-1).tolist()

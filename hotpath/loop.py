@@ -146,14 +146,27 @@ class QuoteLoop:
         next_at = loop.time()
         next_reconcile = loop.time() + self.cfg.reconcile_every_s
         idle = self.cfg.idle_turn_s if self.cfg.stall_halt_s else period
+        prepared_for = -1.0  # the scheduled cycle whose features were sampled ahead
         while not stop.is_set():
-            timeout = min(idle, max(0.0, next_at - loop.time()))
+            lead = self._signal_lead_s()
+            due = next_at - lead if lead and prepared_for != next_at else next_at
+            timeout = min(idle, max(0.0, due - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             await self._check_stall()
             reactive, self._reactive = self._reactive, False
             now = loop.time()
+            if (
+                not reactive
+                and lead
+                and prepared_for != next_at
+                and next_at - lead <= now < next_at
+            ):
+                prepared_for = next_at
+                self._prepare_signal()
+                self.beat()
+                continue
             if now >= next_at:
                 next_at += period
                 if next_at < now:  # fell behind: skip missed cycles, keep the cadence
@@ -171,6 +184,20 @@ class QuoteLoop:
             self.beat()
             if now >= next_reconcile:
                 next_reconcile = now + self.cfg.reconcile_every_s
+
+    def _signal_lead_s(self) -> float:
+        """How far ahead of a scheduled cycle a background signal gets its features (0: the
+        signal runs inline, or a recorder is attached: it records samples in the cycle)."""
+        if self.recorder is not None or not self.feed.ready:
+            return 0.0
+        return float(getattr(self.mm.signal, "lead_ns", 0)) / 1e9
+
+    def _prepare_signal(self) -> None:
+        """Sample the next cycle's features now; the model runs on them on its own thread."""
+        try:
+            self.mm.prepare_signal(time.monotonic_ns())
+        except Exception:  # the cycle then samples for itself; never stop the loop
+            log.warning("preparing the model signal failed", exc_info=True)
 
     async def _step(self, reactive: bool, reconcile: bool) -> None:
         """One cycle: resync the book if needed, quote, and now and then reconcile."""

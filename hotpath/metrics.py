@@ -1,5 +1,6 @@
 """Prometheus exposition of the hot path: PnL, fees, spread improvement, fills and orders
-per side, fill rate, position utilisation, risk state, market-data age and stage latencies.
+per side, fill rate, position utilisation, risk state, market-data age, stage latencies and
+the model signal (accuracy, breaker, fallback cycles, signal age, live share).
 
 The quote loop records into its own cheap structures; this collector turns them into
 ``flashmm_*`` metrics only when scraped, so the loop never takes a lock.
@@ -40,6 +41,9 @@ EXPORTED = (
     "flashmm_prediction_accuracy",
     "flashmm_model_breaker_open",
     "flashmm_model_fallback_cycles",
+    "flashmm_model_signal_age_seconds",
+    "flashmm_model_live_signal_cycles",
+    "flashmm_model_live_signal_share",
 )
 
 
@@ -122,6 +126,21 @@ class HotPathCollector(Collector):
             "Cycles quoted with the fallback model",
             labels=["market"],
         )
+        sig_age = HistogramMetricFamily(
+            "flashmm_model_signal_age_seconds",
+            "Age of the latest model result at each quote cycle (background signal)",
+            labels=["market"],
+        )
+        live = CounterMetricFamily(
+            "flashmm_model_live_signal_cycles",
+            "Quote cycles that used a fresh model signal (background signal)",
+            labels=["market"],
+        )
+        share = GaugeMetricFamily(
+            "flashmm_model_live_signal_share",
+            "Share of cycles after warm-up quoted on a fresh model signal",
+            labels=["market"],
+        )
         now_ns = time.monotonic_ns()
         for mm in self._makers():
             m = mm.instrument.symbol
@@ -157,6 +176,13 @@ class HotPathCollector(Collector):
                         acc.add_metric([m, h], a)
                 breaker.add_metric([m], 1.0 if sig["breaker_open"] else 0.0)
                 fallback.add_metric([m], sig["fallback_cycles"])
+            h_age = getattr(mm.signal, "age", None)
+            if isinstance(h_age, LatencyHistogram):
+                sig_age.add_metric([m], _buckets(h_age), h_age.total_ns / 1e9)
+                live.add_metric([m], getattr(mm.signal, "live_cycles", 0))
+                ratio = getattr(mm.signal, "live_share", None)
+                if ratio is not None:
+                    share.add_metric([m], ratio)
             last = mm.risk.last_data_ns
             age.add_metric([m], (now_ns - last) / 1e9 if last else float("inf"))
         yield from (
@@ -176,4 +202,7 @@ class HotPathCollector(Collector):
             acc,
             breaker,
             fallback,
+            sig_age,
+            live,
+            share,
         )

@@ -167,6 +167,18 @@ def _signal(settings: Settings) -> Any:
         return None  # no model configured: quote without a directional signal
     from hotpath.inference import ModelSignal, load_model
 
+    if ml.background:  # off the quote cycle, on its own thread
+        from hotpath.background_signal import BackgroundModelSignal
+
+        return BackgroundModelSignal(
+            load_model(ml.model_path),
+            horizon_s=ml.horizon_s,
+            max_age_ms=ml.max_signal_age_ms,
+            lead_ms=ml.signal_lead_ms,
+            slow_trip=ml.slow_trip,
+            cooldown_s=ml.cooldown_s,
+            threads=ml.threads,
+        )
     return ModelSignal(
         load_model(ml.model_path),
         horizon_s=ml.horizon_s,
