@@ -175,10 +175,10 @@ def _dbn(path: Path, records: list[Any]) -> Path:
     )
     meta = dbn.Metadata(
         dataset="GLBX.MDP3",
-        schema=dbn.Schema.MBO,
+        schema=dbn.Schema.from_str("mbo"),
         start=T0,
-        stype_in=dbn.SType.RAW_SYMBOL,
-        stype_out=dbn.SType.INSTRUMENT_ID,
+        stype_in=dbn.SType.from_str("raw_symbol"),
+        stype_out=dbn.SType.from_str("instrument_id"),
         symbols=["XYZ"],
         mappings=[SimpleNamespace(raw_symbol="XYZ", intervals=[interval])],
     )
