@@ -188,9 +188,7 @@ def run_evaluate_real(settings: Settings, args: argparse.Namespace) -> int:
     for p in args.data:
         store = EventStore.open(p)
         test, role = held_out(store, trained_on, splits, sample_ms, _feed_ns(feed_ms))
-        name = Path(p).name + (
-            f" (feed {feed_ms:g} ms)" if args.feed_latency_ms is not None else ""
-        )
+        name = Path(p).name + (f"-feed-{feed_ms:g}ms" if args.feed_latency_ms is not None else "")
         extra = {"role": role, "store": test.meta, "notes": notes}
         rep = evaluate(models, test, model.seq_len, Path(args.out) / name, extra)
         sets[name] = {
