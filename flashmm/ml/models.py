@@ -45,6 +45,7 @@ class MarketTransformer(nn.Module):
         super().__init__()
         self.seq_len = seq_len
         self.n_horizons = n_horizons
+        self.n_classes = N_CLASSES
         self.inp = nn.Linear(n_features, d_model)
         self.pos = nn.Parameter(torch.randn(1, seq_len, d_model) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -73,7 +74,7 @@ class MarketTransformer(nn.Module):
         out = torch.stack([head(last) for head in self.heads], dim=1)
         if self.use_wide:
             w = self.wide(x[:, -1].index_select(1, self.wide_idx))
-            out = out + w.view(-1, self.n_horizons, N_CLASSES)
+            out = out + w.view(-1, self.n_horizons, self.n_classes)
         return out
 
 
