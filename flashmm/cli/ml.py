@@ -63,7 +63,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", nargs="+", metavar="DIR", help="event stores to train on")
     g.add_argument("--sample-ms", type=int, default=100, help="sample step, local clock (100)")
     g.add_argument(
-        "--test-frac", type=float, default=0.25, help="last part of each store, held out"
+        "--test-frac", type=float, default=0.25, help="last part of each store, held out (0.25)"
     )
     g.add_argument("--gap-s", type=float, default=10.0, help="gap between splits (10 s)")
     _real_common(g)
