@@ -1,10 +1,17 @@
-"""Model inference latency in the hot path's setting: the market transformer (64 features,
-sequence 32) as optimised TorchScript on one thread, through ``ModelSignal.predict``."""
+"""Model inference in the hot path's setting: the market transformer (64 features, sequence
+32) as optimised TorchScript on one thread, through ``ModelSignal.predict`` back to back; and
+the model off the cycle in the demo's two-market set-up at the live cadence."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import json
+import os
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,3 +49,92 @@ def bench_inference(runs: int = 3000) -> dict[str, float]:
         "ml.predict_p99_us": pct(predict_ns, 99),
         "ml.fallback_cycles": float(sig.fallback_cycles),
     }
+
+
+def bench_model_two_markets(seconds: float = 60.0, background: bool = True) -> dict[str, float]:
+    """The demo's set-up on this machine: a localnet process and one hot-path process per
+    market of ``config.example.yaml`` (SEI/USDC, ATOM/USDC), all at once, stores on; first
+    without a model, then each with the bundled transformer off the cycle (the default
+    ``ml`` settings). Figures from each hot path's last status line: the share of cycles
+    after warm-up quoted on a fresh model signal (pooled), the worst signal-age p99 and
+    the worst quote-cycle p99 (cycle start → batch handed to the venue) of the two.
+    ``background=False`` runs the model inline in the cycle (the way it ran before)."""
+    from flashmm import devservices
+    from flashmm.cli.demo import BUNDLED_MODEL
+
+    devservices.ensure()
+    bare = asyncio.run(_two_markets(seconds, None))
+    model = asyncio.run(_two_markets(seconds, str(BUNDLED_MODEL), background))
+    figs = [st["model"] or {} for st in model]
+    counted = sum(f.get("cycles", 0) - f.get("warmup_cycles", 0) for f in figs)
+    return {
+        "ml.live_signal_share": sum(f.get("live_cycles", 0) for f in figs) / max(1, counted),
+        "ml.signal_age_p50_ms": max(f.get("age_p50_ms", 0.0) for f in figs),
+        "ml.signal_age_p99_ms": max(f.get("age_p99_ms", 0.0) for f in figs),
+        "ml.two_market_cycle_p99_us_without_model": max(st["to_venue_p99_us"] for st in bare),
+        "ml.two_market_cycle_p99_us_with_model": max(st["to_venue_p99_us"] for st in model),
+        "ml.two_market_cycles_counted": float(counted),
+    }
+
+
+async def _two_markets(
+    seconds: float, model_path: str | None, background: bool = True
+) -> list[dict[str, Any]]:
+    """Run the two hot paths against a fresh localnet; each one's last status line."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "FLASHMM_CONFIG": str(root / "config.example.yaml")}
+    env.setdefault("FLASHMM_LOG_LEVEL", "WARNING")
+    node = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "flashmm.cli",
+        "localnet",
+        "--rest-port",
+        "0",
+        "--rpc-port",
+        "0",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert node.stdout is not None
+        ready = json.loads(await asyncio.wait_for(node.stdout.readline(), 30))
+        env["FLASHMM_VENUE__REST_URLS"] = json.dumps([ready["rest"]])
+        env["FLASHMM_VENUE__WS_URLS"] = json.dumps([ready["rpc"]])
+        if model_path is None:
+            env["FLASHMM_ML__ENABLED"] = "false"
+        else:
+            env["FLASHMM_ML__MODEL_PATH"] = model_path
+            env["FLASHMM_ML__BACKGROUND"] = "true" if background else "false"
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "flashmm.cli",
+                "hotpath",
+                "--market",
+                symbol,
+                "--duration",
+                str(seconds),
+                "--json",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            for symbol in ("SEI/USDC", "ATOM/USDC")
+        ]
+        outs = await asyncio.wait_for(
+            asyncio.gather(*(p.communicate() for p in procs)), seconds + 120
+        )
+    finally:
+        node.terminate()
+        await node.wait()
+    last: list[dict[str, Any]] = []
+    for out, _ in outs:
+        lines = [json.loads(x) for x in out.decode().splitlines() if x.startswith("{")]
+        status = [x for x in lines if "to_venue_p99_us" in x]
+        if not status:
+            raise RuntimeError("a hot path printed no status line")
+        last.append(status[-1])
+    return last

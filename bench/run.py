@@ -21,7 +21,7 @@ from bench.deadman import bench_deadman
 from bench.e2e import bench_e2e
 from bench.estop import bench_estop
 from bench.estop_load import bench_estop_under_load
-from bench.ml import bench_inference
+from bench.ml import bench_inference, bench_model_two_markets
 from bench.replay import bench_replay
 from flashmm.domain.instrument import SEI_USDC
 from flashmm.sim.core import SimVenueCore
@@ -70,21 +70,39 @@ def bench_quote_cycle(cycles: int = 20_000) -> dict[str, float]:
     }
 
 
-def bench_live_cycle(seconds: float = 10.0, quote_hz: float = 20.0) -> dict[str, float]:
-    """The cycle inside the asyncio loop against the wall-clock in-process venue, without
-    and then with every store attached (PostgreSQL writer, Redis, time series), same seed.
-    The figure is cycle start → batch handed to the venue, store records included."""
+def bench_live_cycle(
+    seconds: float = 10.0, quote_hz: float = 20.0, rounds: int = 3, background: bool = True
+) -> dict[str, float]:
+    """The cycle inside the asyncio loop against the wall-clock in-process venue: without a
+    model and with the bundled transformer computed off the cycle (``BackgroundModelSignal``
+    with the default ``ml`` settings), interleaved in ``rounds`` pairs (ABBA order) so load
+    from elsewhere on the machine falls on both alike; then with every store attached
+    (PostgreSQL writer, Redis, time series), same seed. The figure is cycle start → batch
+    handed to the venue, store records included. ``background=False`` runs the model inline
+    in the cycle (``ModelSignal``, the way it ran before)."""
     import asyncio
 
     from flashmm import devservices
+    from flashmm.cli.demo import BUNDLED_MODEL
+    from flashmm.config.ml import MLSettings
     from flashmm.sim.inprocess import InProcessVenue
     from flashmm.stores.pg.migrate import migrate
+    from hotpath.background_signal import BackgroundModelSignal
+    from hotpath.inference import Model, ModelSignal, load_model
     from hotpath.loop import LoopConfig, QuoteLoop
     from hotpath.sinks import StoreSinks
 
-    async def go(with_stores: bool) -> list[int]:
+    async def go(with_stores: bool, model: Model | None, secs: float) -> list[int]:
         venue = InProcessVenue(SEI_USDC, MarketParams(seed=13))
-        mm = MarketMaker(SEI_USDC, QuoteParams(), RiskLimits())
+        ml = MLSettings()
+        sig: ModelSignal | None = None
+        if model is not None and background:
+            sig = BackgroundModelSignal(
+                model, max_age_ms=ml.max_signal_age_ms, lead_ms=ml.signal_lead_ms
+            )
+        elif model is not None:
+            sig = ModelSignal(model, ml.horizon_s, ml.budget_us, ml.slow_trip)
+        mm = MarketMaker(SEI_USDC, QuoteParams(), RiskLimits(), signal=sig)
         sinks = None
         if with_stores:
             import tempfile
@@ -103,20 +121,39 @@ def bench_live_cycle(seconds: float = 10.0, quote_hz: float = 20.0) -> dict[str,
             sinks.start()
         ql = QuoteLoop(mm, venue, LoopConfig(quote_hz=quote_hz, snapshot_every_s=1.0), sinks=sinks)
         stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(seconds, stop.set)
+        asyncio.get_running_loop().call_later(secs, stop.set)
         await ql.run(stop)
         await venue.close()
         if sinks is not None:
             await sinks.close()
+        if isinstance(sig, BackgroundModelSignal):
+            sig.close()
+        figs = mm.signal_figures()
+        if figs is not None:
+            shares.append((figs["live_cycles"], figs["cycles"] - figs["warmup_cycles"]))
         return mm.timers["to_venue"].samples()
 
     devservices.ensure()
-    bare = asyncio.run(go(False))
-    stores = asyncio.run(go(True))
+    model = load_model(str(BUNDLED_MODEL))
+    shares: list[tuple[int, int]] = []
+    bare: list[int] = []
+    with_model: list[int] = []
+    for i in range(rounds):
+        for m in (None, model) if i % 2 == 0 else (model, None):
+            (bare if m is None else with_model).extend(asyncio.run(go(False, m, seconds / rounds)))
+    stores = asyncio.run(go(True, None, seconds))
+    bare_p99 = _pct(bare, 99) / 1000
+    model_p99 = _pct(with_model, 99) / 1000
     return {
         "hotpath.live_cycle_p50_us": _pct(bare, 50) / 1000,
-        "hotpath.live_cycle_p99_us": _pct(bare, 99) / 1000,
+        "hotpath.live_cycle_p99_us": bare_p99,
         "hotpath.live_cycles": float(len(bare)),
+        "hotpath.quote_cycle_p50_us_with_model": _pct(with_model, 50) / 1000,
+        "hotpath.quote_cycle_p99_us_with_model": model_p99,
+        "hotpath.quote_cycles_with_model": float(len(with_model)),
+        "hotpath.quote_cycle_p99_with_model_ratio": model_p99 / bare_p99,
+        "hotpath.live_signal_share_inprocess": sum(a for a, _ in shares)
+        / max(1, sum(n for _, n in shares)),
         "hotpath.quote_cycle_p50_us_with_stores": _pct(stores, 50) / 1000,
         "hotpath.quote_cycle_p99_us_with_stores": _pct(stores, 99) / 1000,
     }
@@ -236,13 +273,14 @@ def main() -> None:
         results.update(json.loads(out.read_text()))
     benches: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
         ("quote cycle", lambda: bench_quote_cycle(2_000 if q else 20_000)),
-        ("live cycle", lambda: bench_live_cycle(3 if q else 30)),
+        ("live cycle", lambda: bench_live_cycle(3 if q else 30, rounds=1 if q else 3)),
         ("book", lambda: bench_book(60 if q else 900)),
         ("backtest", lambda: bench_backtest(2 if q else 30)),
         ("replay", lambda: bench_replay(1 if q else 3)),
         ("rss", lambda: bench_rss(3 if q else 20)),
         ("e2e", lambda: bench_e2e(5 if q else 30)),
         ("ml", lambda: bench_inference(500 if q else 3000)),
+        ("ml live", lambda: bench_model_two_markets(10 if q else 60)),
         ("estop", lambda: bench_estop(3 if q else 20)),
         ("deadman", lambda: bench_deadman(3 if q else 10)),
         ("api", lambda: bench_api(5 if q else 20)),
