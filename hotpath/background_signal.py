@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ class BackgroundModelSignal(ModelSignal):
         self._closed = False
         self._gen = 0
         self._latest: tuple[int, float, float] | None = None  # (features ts, direction, conf)
+        self._shadow_out: deque[tuple[int, tuple[int, ...], tuple[int, ...]]] = deque()
         super().__init__(
             model,
             horizon_s=horizon_s,
@@ -94,6 +96,9 @@ class BackgroundModelSignal(ModelSignal):
     def current(self, features: list[float], ts_ns: int, mid: float) -> tuple[float, float]:
         """The latest model signal if it is fresh at ``ts_ns``, else the fallback."""
         self.cycles += 1
+        out = self._shadow_out
+        while out:
+            self.shadow_log.append(out.popleft())
         latest = self._latest
         if latest is not None:
             age = ts_ns - latest[0]
@@ -114,7 +119,8 @@ class BackgroundModelSignal(ModelSignal):
         return self.current(features, ts_ns, mid)
 
     def after_cycle(self, ts_ns: int) -> None:
-        """The shadow model runs on the worker, after each live inference."""
+        """The shadow model runs on the worker, after each live inference; its log entries
+        reach ``shadow_log`` at the next cycle (only the loop thread touches the log)."""
         return None
 
     @property
@@ -180,4 +186,6 @@ class BackgroundModelSignal(ModelSignal):
             self.inferences += 1
             self._latest = (ts_ns, out[0], out[1])
             if self.shadow is not None:
-                self.run_shadow(window, ts_ns)
+                entry = self.run_shadow(window, ts_ns)
+                if entry is not None:  # handed to the loop thread, which owns shadow_log
+                    self._shadow_out.append(entry)

@@ -362,35 +362,26 @@ class MarketMaker:
         }
 
     def signal_figures(self) -> dict[str, Any] | None:
-        """A model signal's figures (None without one): cycles, cycles quoted on a fresh
+        """The model signal's figures (None without one): cycles, cycles quoted on a fresh
         model result, the share after warm-up, the result's age (0 for an inline signal,
         which waits for it: its cycles count as live unless they fell back)."""
         sig = self.signal
-        share = getattr(sig, "live_share", None)
         age = getattr(sig, "age", None)
         fallback = getattr(sig, "fallback_cycles", None)
-        if age is None:
-            if fallback is None:
-                return None
-            n = self.stats.cycles
-            warmup = min(n, getattr(sig, "_seq", 1) - 1)
-            return {
-                "cycles": n,
-                "warmup_cycles": warmup,
-                "live_cycles": n - fallback,
-                "live_share": (n - fallback) / (n - warmup) if n > warmup else None,
-                "age_p50_ms": 0.0,
-                "age_p99_ms": 0.0,
-            }
+        if age is None and fallback is None:
+            return None
+        n = getattr(sig, "cycles", self.stats.cycles)
+        warmup = getattr(sig, "warmup_cycles", min(n, getattr(sig, "_seq", 1) - 1))
+        live = getattr(sig, "live_cycles", n - (fallback or 0))
         return {
-            "cycles": getattr(sig, "cycles", 0),
-            "warmup_cycles": getattr(sig, "warmup_cycles", 0),
-            "live_cycles": getattr(sig, "live_cycles", 0),
+            "cycles": n,
+            "warmup_cycles": warmup,
+            "live_cycles": live,
             "stale_cycles": getattr(sig, "stale_cycles", 0),
             "reactive_cycles": self.stats.reactive_cycles,
-            "live_share": share,
-            "age_p50_ms": age.percentile(50) / 1e6,
-            "age_p99_ms": age.percentile(99) / 1e6,
+            "live_share": live / (n - warmup) if n > warmup else None,
+            "age_p50_ms": age.percentile(50) / 1e6 if age is not None else 0.0,
+            "age_p99_ms": age.percentile(99) / 1e6 if age is not None else 0.0,
         }
 
     @property

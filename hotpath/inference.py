@@ -10,6 +10,10 @@
   two cycles; ``rollback`` restores the previous one; a shadow model runs beside the live
   one after the cycle and both predictions are kept;
 * live accuracy per horizon, scored when each horizon's outcome is known.
+
+``ModelSignal.predict`` runs the model inline, in the cycle (backtests, replays: the same
+input gives the same result). The live hot path uses ``BackgroundModelSignal``
+(``background_signal.py``), which runs ``infer`` on its own thread, off the cycle.
 """
 
 from __future__ import annotations
@@ -276,22 +280,26 @@ class ModelSignal:
     def after_cycle(self, ts_ns: int) -> None:
         """Run the shadow model (outside the timed cycle) and keep both predictions."""
         if self._rows >= self._seq:
-            self.run_shadow(self.window(), ts_ns)
+            entry = self.run_shadow(self.window(), ts_ns)
+            if entry is not None:
+                self.shadow_log.append(entry)
 
-    def run_shadow(self, window: np.ndarray, ts_ns: int) -> None:
-        """The shadow model on the live model's last window; both predictions are logged."""
+    def run_shadow(
+        self, window: np.ndarray, ts_ns: int
+    ) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
+        """The shadow model on the live model's last window: (ts, live, shadow) classes."""
         s = self.shadow
         if s is None or s.seq_len != len(window):
-            return
+            return None
         x = torch.from_numpy(window).unsqueeze(0)
         try:
             with torch.inference_mode():
                 p = torch.softmax(s.module(x)[0], dim=-1).tolist()
         except Exception as e:
             log.error("shadow model %s failed: %s", s.version, e)
-            return
+            return None
         shadow = tuple(max(range(3), key=lambda c, r=r: r[c]) for r in p)  # type: ignore[misc]
-        self.shadow_log.append((ts_ns, self._last_pred, shadow))
+        return ts_ns, self._last_pred, shadow
 
     # --- live accuracy ------------------------------------------------------------------
     def observe(self, ts_ns: int, mid: float) -> None:

@@ -142,6 +142,9 @@ async def _run(
             await control.stop()
         await venue.close()
         await sinks.close()
+        close_signal = getattr(mm.signal, "close", None)
+        if close_signal is not None:  # the model's thread, before the interpreter goes
+            close_signal()
     pos = mm.om.position
     final = {
         "event": "stopped",

@@ -218,6 +218,8 @@ def test_the_shadow_runs_on_the_worker_beside_the_live_model(
     sig.shadow = model(Gate(blocking=False), "candidate")
     sig.after_cycle(0)  # nothing on the loop thread
     fill_window(sig, 0, first=3.0)
+    assert len(sig.shadow_log) == 0  # the loop thread takes the entries at its next cycle
+    sig.current(feats(0.0), MS, 100.0)
     assert len(sig.shadow_log) == 1
     _, live, shadow = sig.shadow_log[0]
     assert live == (2, 2, 2) and shadow == (2, 2, 2)
@@ -260,6 +262,12 @@ def test_inline_signals_are_not_prepared_ahead() -> None:
     assert mm.features.samples == 0
     mm.cycle(MS)
     assert mm.features.samples == 1 and sig.fallback_cycles == 1  # inline, as before
+    for k in range(SEQ):
+        mm.cycle((k + 2) * MS)
+    figs = mm.signal_figures()
+    assert figs is not None
+    assert (figs["cycles"], figs["warmup_cycles"], figs["live_cycles"]) == (SEQ + 1, SEQ - 1, 2)
+    assert figs["live_share"] == 1.0 and figs["age_p99_ms"] == 0.0
 
 
 def test_the_collector_exports_the_signal_age_and_the_live_share(
