@@ -17,6 +17,7 @@ from flashmm.domain.instrument import SEI_USDC
 from flashmm.ml.schema import FeatureSchema
 from flashmm.sim.inprocess import InProcessVenue
 from flashmm.sim.params import MarketParams
+from flashmm.venue.base import OrderBatch
 from hotpath.background_signal import BackgroundModelSignal
 from hotpath.engine import MarketMaker
 from hotpath.inference import FallbackSignal, Model, ModelSignal
@@ -287,13 +288,32 @@ def test_the_collector_exports_the_signal_age_and_the_live_share(
     assert mm.signal_figures() is not None
 
 
+class Tracking(MarketMaker):
+    """Logs, per cycle: (reactive, features sampled ahead, prepares so far, samples taken)."""
+
+    def __init__(self, sig: BackgroundModelSignal) -> None:
+        super().__init__(SEI_USDC, QuoteParams(), RiskLimits(), signal=sig)
+        self.log: list[tuple[bool, bool, int, int]] = []
+        self.prepares = 0
+
+    def prepare_signal(self, now_ns: int) -> bool:
+        self.prepares += 1
+        return super().prepare_signal(now_ns)
+
+    def cycle(self, now_ns: int, reactive: bool = False) -> OrderBatch:
+        before, ahead = self.features.samples, self._prepared is not None
+        batch = super().cycle(now_ns, reactive)
+        self.log.append((reactive, ahead, self.prepares, self.features.samples - before))
+        return batch
+
+
 def test_the_live_loop_samples_ahead_and_quotes_on_fresh_model_signals(
     signals: list[BackgroundModelSignal],
 ) -> None:
     sig = background(signals, torch.jit.script(LastRowUp()), lead_ms=20.0, max_age_ms=100.0)
 
-    async def run() -> MarketMaker:
-        mm = MarketMaker(SEI_USDC, QuoteParams(), RiskLimits(), signal=sig)
+    async def run() -> Tracking:
+        mm = Tracking(sig)
         venue = InProcessVenue(SEI_USDC, MarketParams(seed=3, warmup_s=5))
         loop = QuoteLoop(mm, venue, LoopConfig(quote_hz=20, shutdown_timeout_s=1.0))
         stop = asyncio.Event()
@@ -304,9 +324,13 @@ def test_the_live_loop_samples_ahead_and_quotes_on_fresh_model_signals(
         return mm
 
     mm = asyncio.run(run())
-    assert mm.stats.cycles > SEQ + 2
-    # every row came from a cycle's own sample (ahead of it, or in it when not prepared)
-    assert mm.features.samples <= mm.stats.cycles - mm.stats.reactive_cycles
+    assert mm.stats.cycles > SEQ + 2 and len(mm.log) == mm.stats.cycles
+    # a cycle whose features were sampled ahead, and a reactive one once the loop samples
+    # ahead, take no sample of their own: the window keeps the scheduled cadence
+    assert all(
+        n == 0 for reactive, ahead, prepares, n in mm.log if ahead or (reactive and prepares)
+    )
+    assert sum(ahead for _, ahead, _, _ in mm.log) >= mm.stats.cycles // 2
     assert sig.inferences >= 1 and sig.live_cycles >= 1
     assert sig.cycles == mm.stats.cycles
 
