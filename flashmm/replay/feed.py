@@ -62,6 +62,14 @@ def prepare(store: EventStore, feed_latency_ns: int | None) -> ReplayArrays:
         if feed_latency_ns < 0:
             raise ValueError(f"feed latency must be >= 0 ns, got {feed_latency_ns}")
         local = exch + feed_latency_ns
+    # the local book must see book updates in sequence (store) order: a diff recorded before
+    # the snapshot it follows (Binance buffers diffs while the REST snapshot is fetched)
+    # cannot be applied before that snapshot, so book rows' local stamps never go backwards
+    book = kind != TRADE
+    if bool(book.any()):
+        lb = np.maximum.accumulate(local[book])
+        local = local.copy()
+        local[book] = lb
     loc_order = np.argsort(local, kind="stable").astype(np.int64)
     return ReplayArrays(
         exch=exch,

@@ -205,3 +205,18 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         ReplayCore(prepare(store, None), -1, 0)
     with pytest.raises(ValueError, match="feed latency"):
         prepare(store, -5)
+
+
+def test_a_diff_recorded_before_its_snapshot_is_applied_after_it(tmp_path: Path) -> None:
+    """Binance buffers diffs while the REST snapshot is fetched: such a diff's local stamp is
+    earlier than the snapshot's, but the local book must still apply it after the snapshot
+    (a snapshot applied later would wipe it, leaving a wrong level for good)."""
+    store = make_store(tmp_path, [*BOOK, (0, DEPTH, BID, 100, 7)])
+    ev = np.array(store.events)
+    ev["local_ts"][:5] += 50 * MS  # the snapshot line arrived 50 ms after the diff
+    m = Manifest("test", StoreInstrument("TEST", "1", "1"), [])
+    s = EventStore.open(write_store(tmp_path / "late-snapshot", ev, m))
+    core = ReplayCore(prepare(s, None), MS, MS)
+    core.advance(100 * MS)
+    assert core.best() == (100, 101)
+    assert core.depth(BID, 2) == [(100, 7), (99, 10)]
