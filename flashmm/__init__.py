@@ -1,3 +1,3 @@
 """FlashMM shared kernel: domain types, config, simulator, venue interface and the CLI."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

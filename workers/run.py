@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.backup import BackupActivities
 from activities.hotpath import HotpathActivities
@@ -29,7 +30,7 @@ from workflows.backup import Backup, Restore
 from workflows.deadman import DeadmanSwitch
 from workflows.deploy_model import DeployModel
 from workflows.estop import EmergencyStop
-from workflows.lifecycle import TradingLifecycle
+from workflows.lifecycle import TradingLifecycle, TradingLifecycleAutoUpgrade
 from workflows.risk_reset import DailyRiskReset
 from workflows.rotate_key import RotateSigningKey
 from workflows.runbooks import Runbook
@@ -52,6 +53,29 @@ WORKFLOWS: Sequence[type] = (
 GRACEFUL_SHUTDOWN = timedelta(seconds=100)
 
 
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """The control worker's deployment version when versioning is on: workflows are pinned
+    to the version that started them unless they declare otherwise (TradingLifecycle
+    auto-upgrades; its changes go behind ``workflow.patched``)."""
+    ctl = settings.control
+    if not ctl.worker_versioning:
+        return None
+    from flashmm import __version__
+
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(ctl.worker_deployment, ctl.build_id or __version__),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
+
+
+def workflows(settings: Settings) -> list[type]:
+    """What the control worker hosts; on versioned workers the lifecycle auto-upgrades."""
+    if not settings.control.worker_versioning:
+        return list(WORKFLOWS)
+    return [TradingLifecycleAutoUpgrade if w is TradingLifecycle else w for w in WORKFLOWS]
+
+
 def control_worker(client: Client, settings: Settings, notifier: object | None = None) -> Worker:
     venue = VenueActivities(settings)
     records = RecordActivities(settings, notifier)
@@ -62,8 +86,9 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
         client,
         task_queue=CONTROL_QUEUE,
         plugins=[p for m in settings.markets for p in deadman_plugins(client, settings, m.symbol)],
-        workflows=list(WORKFLOWS),
+        workflows=workflows(settings),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        deployment_config=deployment_config(settings),
         activities=[
             venue.cancel_all,
             venue.flatten,

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy, SearchAttributeKey, VersioningBehavior
 
 from workflows.types import (
     HALTED,
@@ -217,3 +217,19 @@ class TradingLifecycle:
         self.reason = reason
         self.changes += 1
         workflow.upsert_search_attributes([STATE.value_set(self.state)])
+
+
+# never completes: on versioned workers it moves to each new version (auto-upgrade), so every
+# change to it must replay its running history (workflow.patched). A separate declaration
+# because the server refuses a versioning behavior from unversioned workers.
+@workflow.defn(name="TradingLifecycle", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class TradingLifecycleAutoUpgrade(TradingLifecycle):
+    """TradingLifecycle as registered on a versioned control worker."""
+
+    @workflow.init
+    def __init__(self, inp: LifecycleInput) -> None:
+        super().__init__(inp)
+
+    @workflow.run
+    async def run(self, inp: LifecycleInput) -> None:
+        await super().run(inp)

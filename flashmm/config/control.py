@@ -25,3 +25,9 @@ class ControlSettings(BaseModel):
     # the worker's Prometheus /metrics (0: off); 0.0.0.0 in a pod
     metrics_port: int = Field(0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    # Worker Deployment Versioning (docs/deployment.md, "Upgrading workflows"): the control
+    # worker polls as <worker_deployment>.<build_id>; short workflows stay pinned to the
+    # version that started them, TradingLifecycle moves to the current version. Off: unversioned.
+    worker_versioning: bool = False
+    worker_deployment: str = Field("flashmm-control", min_length=1, max_length=100)
+    build_id: str = Field("", max_length=100)  # empty: the package version

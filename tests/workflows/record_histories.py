@@ -1,19 +1,27 @@
-"""Regenerate the recorded histories replayed by ``test_replay.py`` (run by hand after an
-intended workflow change: ``.venv/bin/python -m tests.workflows.record_histories``)."""
+"""Record histories into the replay corpus replayed by ``test_replay.py``:
+``.venv/bin/python -m tests.workflows.record_histories --version v0.2.0 [--only NAME ...]``.
+
+Histories go to ``histories/<version>/`` encrypted with the corpus' test codec key (as
+production history is), and an existing file is never overwritten: the corpus only grows.
+Record the histories of a version when it is released; record a new branch as soon as it
+exists."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from flashmm.temporal.codec import EncryptionCodec, parse_keys
 from tests.workflows.conftest import _dev
 from tests.workflows.test_estop import World, workers
 from tests.workflows.test_lifecycle import MARKET, FakeHotpath
-from workers.client import start_emergency_stop
+from workers.client import encrypting, start_emergency_stop
 from workflows.lifecycle import TradingLifecycle
 from workflows.risk_reset import DailyRiskReset
 from workflows.types import (
@@ -26,12 +34,22 @@ from workflows.types import (
     lifecycle_id,
 )
 
-OUT = Path(__file__).parent / "histories"
+ROOT = Path(__file__).parent / "histories"
+OUT = ROOT  # set by main() to the version's folder
+CODEC_KEY = ROOT / "codec-keys.txt"  # a test key, only for the corpus (not a secret)
+
+
+def corpus_codec() -> EncryptionCodec:
+    return EncryptionCodec(parse_keys(CODEC_KEY.read_text().strip()))
 
 
 async def _save(handle: WorkflowHandle[object, object], name: str) -> None:
+    path = OUT / f"{name}.json"
+    if path.exists():
+        raise SystemExit(f"{path} exists: the corpus only grows (record into a new version)")
     history = await handle.fetch_history()
-    (OUT / f"{name}.json").write_text(history.to_json())
+    path.write_text(history.to_json())
+    print(f"recorded {path.relative_to(ROOT)}")
 
 
 async def lifecycle(client: Client) -> None:
@@ -189,19 +207,53 @@ async def rotate_key(env: WorkflowEnvironment) -> None:
             await _save(h, name)  # type: ignore[arg-type]
 
 
+RECORDERS = {
+    "trading_lifecycle": lambda env: lifecycle(env.client),
+    "emergency_stop": estop,
+    "daily_risk_reset": risk_reset,
+    "deploy_model": deploy_model,
+    "runbook_flatten": runbook,
+    "backup": backup_restore,
+    "rotate_signing_key": rotate_key,
+}
+
+
 async def main() -> None:
+    global OUT
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--version", required=True, help="the release, e.g. v0.2.0")
+    ap.add_argument("--only", nargs="*", default=None, metavar="NAME")
+    args = ap.parse_args()
+    from tests.workflows import record_more
+
+    record_more.SAVE = _save
+    recorders: dict[str, Any] = {**RECORDERS, **record_more.RECORDERS}
+    names = args.only or list(recorders)
+    unknown = set(names) - set(recorders)
+    if unknown:
+        raise SystemExit(f"unknown: {sorted(unknown)}; known: {sorted(recorders)}")
+    OUT = ROOT / args.version
     OUT.mkdir(exist_ok=True)
     env = await _dev()
+    # the same server, seen through the encrypting converter: what production writes
+    env_enc = _EncryptedEnv(env, corpus_codec())
     try:
-        await lifecycle(env.client)
-        await estop(env)
-        await risk_reset(env)
-        await deploy_model(env)
-        await runbook(env)
-        await backup_restore(env)
-        await rotate_key(env)
+        for name in names:
+            await recorders[name](env_enc)
     finally:
         await env.shutdown()
+
+
+class _EncryptedEnv:
+    """A WorkflowEnvironment stand-in whose client encrypts payloads with the corpus key."""
+
+    def __init__(self, env: WorkflowEnvironment, codec: EncryptionCodec) -> None:
+        self._env = env
+        self.client = Client(
+            env.client.service_client,
+            namespace=env.client.namespace,
+            data_converter=encrypting(codec),
+        )
 
 
 if __name__ == "__main__":
