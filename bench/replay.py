@@ -64,6 +64,8 @@ def bench_replay(runs: int = 3) -> dict[str, Any]:
         store = EventStore.open(write_store(Path(tmp) / "btc", events, manifest))
         mid_px = first_mid(store) * 0.1
         limits = replay_limits(load_settings(None), 0.01, mid_px, None, None)
+        # the oracle's strategy: clock-only requotes, no position cap
+        wide = replay_limits(load_settings(None), 0.01, mid_px, 1000.0, 1e9)
         lat = FIXED["latency_ms"]
         fixed = ReplayConfig(
             quote_hz=1000 / FIXED["requote_ms"],
@@ -74,7 +76,8 @@ def bench_replay(runs: int = 3) -> dict[str, Any]:
                 order_lots=10,
                 levels=1,
             ),
-            limits=limits,
+            limits=wide,
+            reactive=False,
         )
         glft = ReplayConfig(
             latency_ms=lat, quoting=QuoteParams(model=QuoteModel.GLFT, order_lots=10), limits=limits
