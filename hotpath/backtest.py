@@ -12,7 +12,6 @@ every book change (``Signal.observe``) and always runs on the Python core.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from flashmm.venue.base import (
 from hotpath.engine import MarketMaker, Signal
 from hotpath.quoting.params import QuoteParams
 from hotpath.risk import RiskLimits
+from hotpath.summary import trading_figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,61 +258,10 @@ class Backtest:
         s.equity.append(pos.net_pnl(mid) if mid else 0.0)
 
     def _summary(self, events: int, wall: float) -> dict[str, Any]:
-        mm = self.mm
-        pos = mm.om.position
-        st = mm.stats
-        mid = mm.book.mid
-        eq = self.series.equity
-        peak = -math.inf
-        mdd = 0.0
-        for e in eq:
-            peak = max(peak, e)
-            mdd = max(mdd, peak - e)
-        inv = self.series.position
-        n = len(inv) or 1
-        inv_mean = sum(inv) / n
-        inv_std = math.sqrt(sum((x - inv_mean) ** 2 for x in inv) / n)
-        tick = mm.instrument.tick
-        q_spread = st.quoted_spread_sum / st.quoted_spread_n if st.quoted_spread_n else 0.0
-        m_spread = st.market_spread_sum / st.quoted_spread_n if st.quoted_spread_n else 0.0
-        mid_px = mid * tick if mid else 0.0
-        lot = mm.instrument.lot
-        return {
-            "seed": self.cfg.market.seed,
-            "minutes": self.cfg.minutes,
-            "pnl_total": pos.net_pnl(mid) if mid else pos.realized - pos.fees,
-            "pnl_realized": pos.realized,
-            "pnl_unrealized": pos.unrealized(mid) if mid else 0.0,
-            "fees": pos.fees,
-            "fills": pos.fill_count,
-            "volume_base": pos.volume_lots * lot,
-            "volume_quote": sum(p * q for _, _, p, q in self.fills) * mm.om.lot_value,
-            "orders_placed": st.quotes_sent,
-            "cancels_sent": st.cancels_sent,
-            "fill_rate": pos.fill_count / st.quotes_sent if st.quotes_sent else 0.0,
-            "avg_quoted_spread_bps": _bps(q_spread * tick, mid_px),
-            "avg_market_spread_bps": _bps(m_spread * tick, mid_px),
-            "spread_improvement_pct": (1 - q_spread / m_spread) * 100 if m_spread else 0.0,
-            "inventory_mean_lots": inv_mean,
-            "inventory_std_lots": inv_std,
-            "inventory_min_lots": min(inv, default=0),
-            "inventory_max_lots": max(inv, default=0),
-            "max_position_notional": self.max_abs_position_notional,
-            "max_drawdown": mdd,
-            "risk_denials": {r.value: c for r, c in mm.risk.denials.items() if c},
-            "final_state": mm.risk.state.value,
-            "cycles": st.cycles,
-            "reactive_cycles": st.reactive_cycles,
-            "market_events": events,
-            "wall_s": wall,
-            "events_per_s": events / wall if wall > 0 else 0.0,
-            "cycle_p50_us": mm.timers["cycle"].percentile(50) / 1000,
-            "cycle_p99_us": mm.timers["cycle"].percentile(99) / 1000,
-        }
-
-
-def _bps(x: float, mid: float) -> float:
-    return x / mid * 1e4 if mid else 0.0
+        figures = trading_figures(
+            self.mm, self.series, self.fills, self.max_abs_position_notional, events, wall
+        )
+        return {"seed": self.cfg.market.seed, "minutes": self.cfg.minutes, **figures}
 
 
 def run_backtest(cfg: BacktestConfig, signal: Signal | None = None) -> BacktestResult:
