@@ -18,46 +18,52 @@ import numpy as np
 from numba import njit
 
 from flashmm.marketdata.store import CLEAR, DEPTH, GAP, SNAPSHOT, TRADE
+from flashmm.replay.native_layout import *  # noqa: F403 - the layout is part of this API
+from flashmm.replay.native_layout import (
+    ACTIVE,
+    CROSSED,
+    EX_BA,
+    EX_BB,
+    EX_EVENTS,
+    EX_I,
+    FILLS_CROSS,
+    FILLS_QUEUE,
+    GAPS,
+    LAST_CYCLE,
+    LAST_DATA,
+    LAST_MID2,
+    LOC_BA,
+    LOC_BB,
+    LOC_I,
+    MIN_GAP,
+    N_MIDS,
+    N_RESP,
+    N_TRADES,
+    NEVER,
+    NEXT_ORDER,
+    NOW,
+    O_PRICE,
+    O_RANK,
+    O_SIDE,
+    O_STATE,
+    Q_ASK,
+    Q_BID,
+    RESTING,
+    STOP_END,
+    STOP_FULL,
+    STOP_REACT,
+    STOP_TIME,
+    TRACK_MID,
+)
+from flashmm.replay.native_orders import (
+    _fill,
+    _orders_arrive,
+    _queue_depth,
+    submit_cancel,
+    submit_place,
+)
 
 assert (DEPTH, SNAPSHOT) == (1, 2)  # "kind <= SNAPSHOT" below means a level update
-
-# --- S: int64 state slots -------------------------------------------------------------------
-EX_I, LOC_I, EX_BB, EX_BA, LOC_BB, LOC_BA, NOW, LAST_DATA = range(8)
-Q_BID, Q_ASK, LAST_CYCLE, MIN_GAP, N_RESP, N_TRADES, N_MIDS, LAST_MID2 = (
-    8,
-    9,
-    10,
-    11,
-    12,
-    13,
-    14,
-    15,
-)
-NEXT_ORDER, CROSSED, GAPS, TRACK_MID, QUEUE, RESP_LAT, EX_EVENTS, ACTIVE = range(16, 24)
-FILLS_QUEUE, FILLS_CROSS = (
-    24,
-    25,
-)  # fills by reaching the queue's front / by a print or book through us
-N_STATE = 26
-
-# --- F: float64 parameters ------------------------------------------------------------------
-F_POWER = 0
-N_PARAMS = 1
-
-# --- ords: our orders, one row per slot ---------------------------------------------------------
-O_STATE, O_SIDE, O_PRICE, O_RANK, O_QTY, O_HANDLE, O_ARRIVE, O_CANCEL = 0, 1, 2, 3, 4, 5, 6, 7
-FREE, SENT, RESTING, FILLED_CANCEL_PENDING = 0, 1, 2, 3
-N_SLOTS = 32
-
-# --- R: responses to us, oldest first ---------------------------------------------------------
-R_TS, R_KIND, R_HANDLE, R_PRICE, R_QTY = 0, 1, 2, 3, 4
-ACK, REJECT, CANCELLED, CANCEL_REJECT, FILL = 1, 2, 3, 4, 5
-
-# --- queue models and stop reasons ----------------------------------------------------------
-RISK_AVERSE, PROB = 0, 1
-STOP_TIME, STOP_REACT, STOP_FULL, STOP_END = 0, 1, 2, 3
-
-NEVER = np.iinfo(np.int64).max
 
 __all__ = ["advance", "submit_cancel", "submit_place", "top_levels"]
 
@@ -77,158 +83,6 @@ def _scan_up(book: np.ndarray, r: int) -> int:
     while j < n and book[j] == 0:
         j += 1
     return j
-
-
-@njit(cache=True)
-def _respond(S: np.ndarray, R: np.ndarray, t: int, kind: int, h: int, price: int, qty: int) -> None:
-    k = S[N_RESP]
-    R[k, R_TS] = t + S[RESP_LAT]
-    R[k, R_KIND] = kind
-    R[k, R_HANDLE] = h
-    R[k, R_PRICE] = price
-    R[k, R_QTY] = qty
-    S[N_RESP] = k + 1
-
-
-@njit(cache=True)
-def _free(S: np.ndarray, ords: np.ndarray, k: int) -> None:
-    ords[k, O_STATE] = FREE
-    ords[k, O_CANCEL] = 0
-    S[ACTIVE] -= 1
-
-
-@njit(cache=True)
-def _fill(S: np.ndarray, ords: np.ndarray, R: np.ndarray, k: int, t: int) -> None:
-    _respond(S, R, t, FILL, ords[k, O_HANDLE], ords[k, O_PRICE], ords[k, O_QTY])
-    if ords[k, O_CANCEL] > 0:
-        ords[k, O_STATE] = FILLED_CANCEL_PENDING  # its cancel is still on the way: answer it then
-    else:
-        _free(S, ords, k)
-
-
-@njit(cache=True)
-def submit_place(
-    S: np.ndarray, ords: np.ndarray, h: int, side: int, price: int, qty: int, arrive: int
-) -> bool:
-    """Our new order leaves now and reaches the exchange at ``arrive``; False if no slot."""
-    for k in range(ords.shape[0]):
-        if ords[k, O_STATE] == FREE:
-            ords[k, O_STATE] = SENT
-            ords[k, O_SIDE] = side
-            ords[k, O_PRICE] = price
-            ords[k, O_RANK] = -1
-            ords[k, O_QTY] = qty
-            ords[k, O_HANDLE] = h
-            ords[k, O_ARRIVE] = arrive
-            ords[k, O_CANCEL] = 0
-            S[ACTIVE] += 1
-            if arrive < S[NEXT_ORDER]:
-                S[NEXT_ORDER] = arrive
-            return True
-    return False
-
-
-@njit(cache=True)
-def submit_cancel(S: np.ndarray, ords: np.ndarray, h: int, arrive: int) -> bool:
-    """A cancel for order ``h`` reaches the exchange at ``arrive``. An order already gone gets
-    its "not open" answer then too; False if no slot is free to carry it."""
-    for k in range(ords.shape[0]):
-        if ords[k, O_HANDLE] == h and ords[k, O_STATE] != FREE:
-            if ords[k, O_CANCEL] == 0:
-                ords[k, O_CANCEL] = arrive
-            if arrive < S[NEXT_ORDER]:
-                S[NEXT_ORDER] = arrive
-            return True
-    for k in range(ords.shape[0]):
-        if ords[k, O_STATE] == FREE:
-            ords[k, O_STATE] = FILLED_CANCEL_PENDING
-            ords[k, O_HANDLE] = h
-            ords[k, O_CANCEL] = arrive
-            S[ACTIVE] += 1
-            if arrive < S[NEXT_ORDER]:
-                S[NEXT_ORDER] = arrive
-            return True
-    return False
-
-
-@njit(cache=True)
-def _next_order_time(ords: np.ndarray) -> int:
-    t = NEVER
-    for k in range(ords.shape[0]):
-        st = ords[k, O_STATE]
-        if st == SENT and ords[k, O_ARRIVE] < t:
-            t = ords[k, O_ARRIVE]
-        if st != FREE and ords[k, O_CANCEL] > 0 and ords[k, O_CANCEL] < t:
-            t = ords[k, O_CANCEL]
-    return t
-
-
-@njit(cache=True)
-def _orders_arrive(
-    S: np.ndarray,
-    ords: np.ndarray,
-    Q: np.ndarray,
-    R: np.ndarray,
-    px: np.ndarray,
-    ex_bid: np.ndarray,
-    ex_ask: np.ndarray,
-    t: int,
-) -> None:
-    """Cancels first, then places (as a batch is applied), for everything due at ``t``."""
-    for k in range(ords.shape[0]):
-        c = ords[k, O_CANCEL]
-        if c > 0 and c <= t and ords[k, O_STATE] != SENT:
-            if ords[k, O_STATE] == RESTING:
-                _respond(S, R, t, CANCELLED, ords[k, O_HANDLE], ords[k, O_PRICE], ords[k, O_QTY])
-            else:
-                _respond(S, R, t, CANCEL_REJECT, ords[k, O_HANDLE], ords[k, O_PRICE], 0)
-            _free(S, ords, k)
-    n = len(px)
-    for k in range(ords.shape[0]):
-        if ords[k, O_STATE] != SENT or ords[k, O_ARRIVE] > t:
-            continue
-        price = ords[k, O_PRICE]
-        side = ords[k, O_SIDE]
-        ba, bb = S[EX_BA], S[EX_BB]
-        if (side > 0 and ba < n and price >= px[ba]) or (side < 0 and bb >= 0 and price <= px[bb]):
-            _respond(
-                S, R, t, REJECT, ords[k, O_HANDLE], price, ords[k, O_QTY]
-            )  # post-only would cross
-            _free(S, ords, k)
-            continue
-        r = np.searchsorted(px, price)
-        if r < n and px[r] == price:
-            ords[k, O_RANK] = r
-            Q[k, 0] = float(ex_bid[r] if side > 0 else ex_ask[r])
-        else:
-            ords[k, O_RANK] = -1
-            Q[k, 0] = 0.0
-        Q[k, 1] = 0.0
-        ords[k, O_STATE] = RESTING
-        _respond(S, R, t, ACK, ords[k, O_HANDLE], price, ords[k, O_QTY])
-    S[NEXT_ORDER] = _next_order_time(ords)
-
-
-@njit(cache=True)
-def _queue_depth(S: np.ndarray, F: np.ndarray, Q: np.ndarray, k: int, prev: int, new: int) -> None:
-    if S[QUEUE] == RISK_AVERSE:
-        if new < Q[k, 0]:
-            Q[k, 0] = float(new)
-        return
-    chg = float(prev - new) - Q[k, 1]
-    Q[k, 1] = 0.0
-    if chg < 0.0:
-        if new < Q[k, 0]:
-            Q[k, 0] = float(new)
-        return
-    front = Q[k, 0]
-    back = float(prev) - front
-    n = F[F_POWER]
-    fb = back**n if back > 0.0 else 0.0
-    ff = front**n if front > 0.0 else 0.0
-    p = fb / (fb + ff) if fb + ff > 0.0 else 1.0
-    est = front - (1.0 - p) * chg + min(back - p * chg, 0.0)
-    Q[k, 0] = min(est, float(new))
 
 
 @njit(cache=True)
