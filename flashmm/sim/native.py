@@ -4,9 +4,9 @@
 compiled code (``native_core``): it advances natively until the next quote or sample time
 or until the engine's requote test fires (after an event, an arrival of our batch or a
 report reaching us), and hands over what happened since (market trades and reports, in
-order). Python runs once per stop instead of once per event. Same seed, same results as ``SimVenueCore``: the random draws come from the
-same generator calls in the same order. No L2 delta stream: the in-process venue keeps the
-Python core.
+order). Python runs once per stop instead of once per event. Same seed, same results as
+``SimVenueCore``: the random draws come from the same generator calls in the same order.
+No L2 delta stream: the in-process venue keeps the Python core.
 """
 
 from __future__ import annotations
