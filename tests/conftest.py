@@ -167,3 +167,10 @@ def real_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> A
         return made[name]
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def _settings_file_per_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``load_settings(path)`` records the path in ``FLASHMM_CONFIG`` for child processes;
+    undo that after each test, so a later ``load_settings()`` never reads another test's file."""
+    monkeypatch.delenv("FLASHMM_CONFIG", raising=False)

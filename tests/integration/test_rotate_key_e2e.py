@@ -302,7 +302,7 @@ async def test_activities_create_once_and_never_transfer_twice(
             await env.run(
                 a.prepare_transfer, TransferRequest(MARKET, new.ref, k.warm.address, "sweep")
             )
-        assert e.value.type == "KeyError"
+        assert e.value.type == "SigningKeyUnavailable"
 
 
 async def test_transfer_whose_sequence_was_taken_is_stale_and_moves_nothing(

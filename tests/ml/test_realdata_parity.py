@@ -41,6 +41,10 @@ def reference(
         local = local + max(0, -int((local - exch).min()))
     else:
         local = exch + feed_latency_ns
+    # a live feed applies book updates in sequence: a diff buffered while the snapshot was
+    # fetched goes after that snapshot (book rows' local stamps never go backwards)
+    book = ev["kind"] != TRADE
+    local[book] = np.maximum.accumulate(local[book])
     order = np.argsort(local, kind="stable").tolist()
     kinds = ev["kind"].tolist()
     sides = ev["side"].tolist()
