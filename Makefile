@@ -70,7 +70,7 @@ typecheck: $(STAMP)
 unit: $(STAMP) deps $(ORACLE_STAMP)
 	@before=$$($(BIN)/flashmm services status); \
 	$(BIN)/flashmm services up >/dev/null || exit 1; \
-	$(BIN)/pytest -n auto -q; rc=$$?; \
+	timeout -k 30 2700 $(BIN)/pytest -n auto -q; rc=$$?; \
 	if [ "$$before" = '{"postgres": false, "redis": false, "victoria-metrics": false}' ]; then \
 	  $(BIN)/flashmm services down >/dev/null; fi; \
 	exit $$rc

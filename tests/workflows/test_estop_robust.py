@@ -5,6 +5,7 @@ failed), and a query shows each market's step."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
@@ -76,32 +77,56 @@ async def test_one_markets_failures_never_block_the_others(time_env: WorkflowEnv
     assert w.audits[-1].outcome == "incomplete" and w.audits[-1].params["failed"]
 
 
+class HostLeaves(World):
+    """The host worker answers the halt, then goes away before the workflow's next step."""
+
+    def __init__(self) -> None:
+        super().__init__({"SEI/USDC": 1})
+        self.cancel_calls = 1
+        self.halted = asyncio.Event()
+        self.leave = asyncio.Event()
+
+    @activity.defn(name="hotpath_command")
+    async def command(self, cmd: Any) -> dict[str, Any]:
+        res = await super().command(cmd)
+        self.halted.set()
+        await self.leave.wait()  # answered only once the worker stopped polling
+        return res
+
+
 async def test_flatten_without_a_host_worker_is_bounded_and_recorded(
     time_env: WorkflowEnvironment,
 ) -> None:
     """The hot path halted, then its host worker went away: the position read for flattening
     times out (bounded), the stop ends and says so."""
-    w = World({"SEI/USDC": 1})
-    w.cancel_calls = 1
+    w = HostLeaves()
     control = Worker(
         time_env.client,
         task_queue=CONTROL_QUEUE,
         workflows=[EmergencyStop],
         activities=w.control_activities(),
     )
-    host = Worker(time_env.client, task_queue=host_queue("SEI/USDC"), activities=[w.command])
+    host = Worker(
+        time_env.client,
+        task_queue=host_queue("SEI/USDC"),
+        activities=[w.command],
+        graceful_shutdown_timeout=timedelta(seconds=10),  # the halt is answered, not cancelled
+    )
     async with control:
-        async with host:
-            h = await start_emergency_stop(
-                time_env.client,
-                EmergencyStopInput(["SEI/USDC"], "flatten it", flatten=True, loss_budget_usdc=5),
-            )
-            # wait until the halt went through, then the host worker is gone
-            for _ in range(200):
-                if w.halts:
-                    break
-                await asyncio.sleep(0.05)
-        res = await h.result()
+        await host.__aenter__()
+        h = await start_emergency_stop(
+            time_env.client,
+            EmergencyStopInput(["SEI/USDC"], "flatten it", flatten=True, loss_budget_usdc=5),
+        )
+        await asyncio.wait_for(w.halted.wait(), 20)
+        # the worker stops polling before the halt is answered, so the position read that
+        # follows is never picked up (a race with a live poller made this test hang)
+        leaving = asyncio.create_task(host.shutdown())
+        await asyncio.sleep(0.5)
+        w.leave.set()
+        await leaving
+        # the test server runs this schedule-to-close (15 s) in real time
+        res = await asyncio.wait_for(h.result(), 60)
     r = res.markets[0]
     assert r.hotpath_halted and r.verified_open == 0 and r.halt_persisted
     assert len(r.errors) == 1 and r.errors[0].startswith("flatten: position unknown")
