@@ -8,21 +8,27 @@ Two event cores give the same results for the same seed: ``native`` (default; co
 engine is called once per stop: quote, sample, report, requote) and ``python`` (the
 reference ``SimVenueCore``, one engine call per event). A signal that uses features needs
 every book change (``Signal.observe``) and always runs on the Python core.
+
+Spread improvement is measured against a counterfactual: the same seed and schedule with our
+engine disabled (``counterfactual``). Both runs sample the touch at the scheduled quote times
+(``flashmm.sim.touch``); see ``docs/spread.md``.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import SEI_USDC, Instrument
+from flashmm.domain.orders import OrderState
 from flashmm.sim import native as sn
 from flashmm.sim.core import SimVenueCore
 from flashmm.sim.matching import Trade
 from flashmm.sim.native import R_STOP, NativeVenueCore, Report
 from flashmm.sim.params import MarketParams, VenueParams
+from flashmm.sim.touch import TouchSpread
 from flashmm.venue.base import (
     CancelRejected,
     OrderAccepted,
@@ -33,6 +39,7 @@ from flashmm.venue.base import (
 )
 from hotpath.engine import MarketMaker, Signal
 from hotpath.quoting.params import QuoteParams
+from hotpath.quoting.touch_policy import TouchPolicyConfig
 from hotpath.risk import RiskLimits
 from hotpath.summary import trading_figures
 
@@ -48,6 +55,10 @@ class BacktestConfig:
     limits: RiskLimits = field(default_factory=RiskLimits)
     instrument: Instrument = SEI_USDC
     sim_core: str = "native"  # "native" (compiled) or "python" (the reference core)
+    # the touch policy (improve / join / behind per side) on top of the quote model; None: off
+    policy: TouchPolicyConfig | None = None
+    # also run the same seed without us, for spread_improvement_pct (a second, cheap run)
+    counterfactual: bool = True
 
     def __post_init__(self) -> None:
         if self.sim_core not in ("native", "python"):
@@ -97,8 +108,11 @@ class Backtest:
                 cfg.instrument, cfg.market, cfg.venue, self._on_report, self._on_trades
             )
             book = self.core.exchange.book
-        self.mm = MarketMaker(cfg.instrument, cfg.quoting, cfg.limits, book=book, signal=signal)
+        self.mm = MarketMaker(
+            cfg.instrument, cfg.quoting, cfg.limits, book=book, signal=signal, policy=cfg.policy
+        )
         self.series = Series()
+        self.touch = TouchSpread()
         self.fills: list[tuple[float, int, int, int]] = []
         self.max_abs_position_notional = 0.0
         self._market_events = 0
@@ -166,6 +180,7 @@ class Backtest:
                     next_sample += cfg.sample_every_s
                 else:
                     core.run_until_later(next_quote)
+                    self._sample_touch()
                     self._quote_native(core, next_quote, reactive=False)
                     next_quote += period
         core.sync_levels()
@@ -228,6 +243,7 @@ class Backtest:
                     next_sample += cfg.sample_every_s
                     continue
                 market.run_until(next_quote)
+                self._sample_touch()
                 self._quote(core, next_quote, reactive=False)
                 next_quote += period
                 continue
@@ -241,6 +257,20 @@ class Backtest:
         batch = self.mm.cycle(int(t * 1e9), reactive=reactive)
         if batch:
             core.submit(batch, t)
+
+    def _sample_touch(self) -> None:
+        """The touch and our innermost resting quotes at a scheduled quote time (before the
+        cycle): the grid of the time-weighted spreads."""
+        bid = ask = 0
+        for o in self.mm.om.live.values():
+            if o.state is OrderState.PENDING_NEW:
+                continue  # still in flight: not in the book yet
+            if o.side > 0:
+                bid = max(bid, o.price)
+            elif ask == 0 or o.price < ask:
+                ask = o.price
+        b = self.mm.book
+        self.touch.add(b.best_bid, b.best_ask, bid, ask)
 
     def _sample(self, t: float) -> None:
         s = self.series
@@ -261,7 +291,43 @@ class Backtest:
         figures = trading_figures(
             self.mm, self.series, self.fills, self.max_abs_position_notional, events, wall
         )
-        return {"seed": self.cfg.market.seed, "minutes": self.cfg.minutes, **figures}
+        without = counterfactual_touch(self.cfg) if self.cfg.counterfactual else None
+        spreads = spread_figures(self.touch, without)
+        if self.mm.policy is not None:
+            spreads.update(self.mm.policy.figures())
+        return {"seed": self.cfg.market.seed, "minutes": self.cfg.minutes, **figures, **spreads}
+
+
+def counterfactual_touch(cfg: BacktestConfig) -> TouchSpread:
+    """The same seed's market without us: the same schedule of stops with the engine
+    disabled (it cycles, never quotes). On the compiled core, which gives the same market as
+    the Python one; no signal, which could not change a market we are not in."""
+    bt = Backtest(replace(cfg, counterfactual=False, sim_core="native", policy=None))
+    bt.mm.enabled = False
+    bt.run()
+    if bt.mm.stats.quotes_sent or bt.fills:
+        raise AssertionError("the counterfactual run traded")
+    return bt.touch
+
+
+def spread_figures(with_us: TouchSpread, without_us: TouchSpread | None) -> dict[str, Any]:
+    """Time-weighted touch spread with us and, from the counterfactual, without us; the
+    improvement is how much narrower the market is because we are in it. ``None`` where the
+    counterfactual was not run."""
+    w = with_us.market_bps
+    wo = without_us.market_bps if without_us is not None else None
+    return {
+        "market_spread_bps_with_us": w,
+        "market_spread_bps_without_us": wo,
+        "spread_improvement_pct": (1 - w / wo) * 100 if wo else None,
+        "our_quoted_spread_bps": with_us.ours_bps,
+        "our_quoted_vs_without_us_pct": (1 - with_us.ours_bps / wo) * 100
+        if wo and with_us.ours
+        else None,
+        "our_two_sided_share": with_us.ours_share,
+        "our_touch_share": with_us.touch_share,
+        "spread_samples": with_us.samples,
+    }
 
 
 def run_backtest(cfg: BacktestConfig, signal: Signal | None = None) -> BacktestResult:

@@ -23,6 +23,7 @@ from hotpath.orders import OrderManager
 from hotpath.quoting.estimators import IntensityEstimator, VolEstimator
 from hotpath.quoting.params import QuoteParams
 from hotpath.quoting.quoter import Quote, QuoteInputs, build_quotes
+from hotpath.quoting.touch_policy import TouchPolicy, TouchPolicyConfig
 from hotpath.risk import RiskEngine, RiskLimits, TradingState
 
 
@@ -120,6 +121,7 @@ class MarketMaker:
         signal: Signal | None = None,
         order_prefix: str = "fmm",
         cancel_retry_s: float = 1.0,
+        policy: TouchPolicyConfig | None = None,
     ) -> None:
         self.instrument = instrument
         self.params = quote_params
@@ -135,6 +137,8 @@ class MarketMaker:
         self.stats = CycleStats()
         self.last_signal = (0.0, 0.0)
         self.adjustment = Adjustment()
+        # improve / join / stay behind the touch per side, on top of the model (None: off)
+        self.policy = TouchPolicy(policy) if policy is not None else None
         self.enabled = True  # False: stopped by the operator (no quotes, cancel everything)
         self.last_sample: tuple[int, float] | None = None  # (ts, inventory) of the features
         self._last_fit_ns = 0
@@ -288,6 +292,16 @@ class MarketMaker:
                 ),
                 self.instrument.notional_per_tick_lot,
             )
+            if self.policy is not None and quotes:
+                quotes = self.policy.quotes(
+                    quotes,
+                    book,
+                    om.live,
+                    direction * self.adjustment.signal_scale,
+                    confidence,
+                    util if pos.lots >= 0 else -util,
+                    -float(self.instrument.maker_fee_bps) * 1e-4 * mid,
+                )
             if risk.state is TradingState.REDUCING:
                 quotes = reducing_only(quotes, pos.lots)
         t3 = perf_counter_ns()

@@ -50,9 +50,12 @@ def trading_figures(
         "orders_placed": st.quotes_sent,
         "cancels_sent": st.cancels_sent,
         "fill_rate": pos.fill_count / st.quotes_sent if st.quotes_sent else 0.0,
+        # per quote cycle where we had both sides: ours and everyone else's touch then. Not
+        # the spread improvement: a market without us is another market (hotpath/backtest.py
+        # runs it as a counterfactual); this only says how our quotes sat against the others'
         "avg_quoted_spread_bps": _bps(q_spread * tick, mid_px),
         "avg_market_spread_bps": _bps(m_spread * tick, mid_px),
-        "spread_improvement_pct": (1 - q_spread / m_spread) * 100 if m_spread else 0.0,
+        "quoted_vs_others_pct": (1 - q_spread / m_spread) * 100 if m_spread else 0.0,
         "inventory_mean_lots": inv_mean,
         "inventory_std_lots": inv_std,
         "inventory_min_lots": min(inv, default=0),
