@@ -136,8 +136,10 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the report with plots (default reports/backtest)",
     )
     b.add_argument("--no-report", action="store_true", help="skip writing the report")
+    from flashmm.cli.backtest import add_arguments as add_backtest_arguments
     from flashmm.cli.replay import add_arguments as add_replay_arguments
 
+    add_backtest_arguments(b)
     add_replay_arguments(b)
 
     r = sub.add_parser("research", help="reproduce published market-making experiments")
