@@ -19,9 +19,9 @@ from flashmm import devservices
 
 @pytest.fixture(scope="session")
 def services() -> dict[str, str]:
-    """PostgreSQL, Redis and VictoriaMetrics on loopback (started if not running)."""
-    devservices.ensure()
-    return {"pg": devservices.PG_DSN, "redis": devservices.REDIS_URL, "vm": devservices.VM_URL}
+    """This project's PostgreSQL, Redis and VictoriaMetrics on loopback (started if not
+    running; private ports where a foreign server holds a configured one)."""
+    return devservices.ensure().as_dict()
 
 
 @pytest.fixture

@@ -13,10 +13,12 @@ def services(action: str) -> int:
     from flashmm import devservices
 
     if action == "up":
-        devservices.ensure()
+        devservices.ensure(announce=False)
     elif action == "down":
         devservices.stop()
     print(json.dumps(devservices.status()))
+    for note in devservices.notes():  # a foreign server on a configured port; where ours runs
+        print(note, file=sys.stderr)
     return 0
 
 
