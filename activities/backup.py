@@ -37,7 +37,7 @@ from flashmm.backup.store import (
 )
 from flashmm.redact import mask_url, redact
 from flashmm.stores.pg.migrate import migrate
-from workflows.backup import (
+from workflows.backup_types import (
     BackupFile,
     BackupPart,
     BackupRecord,

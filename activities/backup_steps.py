@@ -25,7 +25,7 @@ from flashmm.backup.store import (
     sha256_file,
 )
 from flashmm.config import Settings
-from workflows.backup import (
+from workflows.backup_types import (
     BackupFile,
     PartResult,
     RestoreStep,

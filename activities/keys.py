@@ -29,7 +29,7 @@ from flashmm.venue.sei.rest import RestClient
 from flashmm.venue.sei.tx import FEE_DENOM, build_tx, send_msg, tx_hash
 from flashmm.venue.sei.wallet import Wallet, valid_address
 from workflows.policies import KEY_UNAVAILABLE
-from workflows.rotate_key import (
+from workflows.rotate_key_types import (
     CreateKeyRequest,
     KeyInfo,
     PreparedTransfer,

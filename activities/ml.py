@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from flashmm.config import Settings
-from workflows.types import DeployModelInput
+from workflows.types import DeployModelInput, ModelScore, ValidationReport
 
 QUOTING_HORIZON = "200ms"
 
@@ -74,7 +74,7 @@ class MLActivities:
         return str(out)
 
     @activity.defn(name="ml_validate")
-    async def validate(self, candidate: str, live: str, inp: DeployModelInput) -> dict[str, Any]:
+    async def validate(self, candidate: str, live: str, inp: DeployModelInput) -> ValidationReport:
         """Accuracy on non-flat moves and calibration at the quoting horizon, and inference
         latency, for the candidate and (if there is one) the live model."""
         task = asyncio.create_task(asyncio.to_thread(self._validate, candidate, live, inp))
@@ -83,7 +83,7 @@ class MLActivities:
             await asyncio.wait({task}, timeout=10)
         return task.result()
 
-    def _validate(self, candidate: str, live: str, inp: DeployModelInput) -> dict[str, Any]:
+    def _validate(self, candidate: str, live: str, inp: DeployModelInput) -> ValidationReport:
         from flashmm.cli.ml import parse_seeds
         from flashmm.ml.calibration import horizon_metrics
         from flashmm.ml.dataset import Dataset, simulate
@@ -91,12 +91,16 @@ class MLActivities:
         from flashmm.ml.export import load
         from flashmm.ml.schema import SchemaMismatchError
 
+        if not candidate:
+            raise ApplicationError(
+                "no candidate to validate", type="InvalidArtifact", non_retryable=True
+            )
         seeds = parse_seeds(inp.holdout_seeds)
         data = Dataset.concat([simulate(s, inp.holdout_minutes) for s in seeds])
-        out: dict[str, Any] = {"holdout_seeds": seeds, "rows": len(data)}
+        scores: dict[str, ModelScore | None] = {}
         for name, path in (("candidate", candidate), ("live", live)):
             if not path:
-                out[name] = None
+                scores[name] = None
                 continue
             try:
                 m = load(path)
@@ -108,15 +112,17 @@ class MLActivities:
                 ) from None
             logits, labels = logits_on(EvalModel(m, m.schema), data, m.seq_len)
             metrics = horizon_metrics(logits, labels, m.horizons)[QUOTING_HORIZON]
-            out[name] = {
-                "version": m.card["version"],
-                "path": path,
-                "accuracy": metrics["accuracy_moved"],
-                "calibration_error": metrics["ece"],
-                "latency_p99_us": float(m.card["latency"]["p99_us"]),
-                "metrics": metrics,
-            }
-        return out
+            scores[name] = ModelScore(
+                str(m.card["version"]),
+                float(metrics["accuracy_moved"]),
+                float(metrics["ece"]),
+                float(m.card["latency"]["p99_us"]),
+                path,
+                dict(metrics),
+            )
+        scored = scores["candidate"]
+        assert scored is not None
+        return ValidationReport(scored, scores["live"], seeds, len(data))
 
     @activity.defn(name="model_registry_record")
     async def record(self, path: str, status: str, metrics: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from temporalio import activity
 from activities.backup_steps import MODELS, PG_FILE, REDIS_FILE, BackupSteps, typed_errors
 from flashmm.backup import models, pg, redisdump
 from flashmm.redact import mask_url
-from workflows.backup import (
+from workflows.backup_types import (
     RestoreProof,
     RestoreStep,
 )

@@ -16,7 +16,7 @@ from flashmm.venue.sei.rest import RestClient
 from flashmm.venue.sei.tx import ChainCancel, MarketRef, build_tx, cancel_msg
 from flashmm.venue.sei.wallet import Wallet
 from workflows.policies import KEY_UNAVAILABLE
-from workflows.types import VenueRequest
+from workflows.types import CancelResult, FlattenResult, VenueBalances, VenueRequest
 
 VENUE_ANSWER = "VenueAnswerError"  # the venue answered something we cannot use (retryable)
 
@@ -74,7 +74,7 @@ class VenueActivities:
         return MarketRef(m.contract_address(), price_denom, asset_denom, m.instrument())
 
     @activity.defn(name="venue_cancel_all")
-    async def cancel_all(self, req: VenueRequest) -> dict[str, int]:
+    async def cancel_all(self, req: VenueRequest) -> CancelResult:
         """Cancel until the venue shows no resting order of this key (heartbeats while it
         works; a timeout is retried by the workflow until verified)."""
         wallet = self._wallet(req)
@@ -89,7 +89,7 @@ class VenueActivities:
                 activity.heartbeat({"cancelled": cancelled})
                 orders = await self._open(rest, mref.contract, wallet.address)
                 if not orders:
-                    return {"cancelled": cancelled, "open": 0}
+                    return CancelResult(cancelled, 0)
                 status, acct = await rest.get(f"/cosmos/auth/v1beta1/accounts/{wallet.address}")
                 number, sequence = account_numbers(status, acct)
                 try:
@@ -127,7 +127,7 @@ class VenueActivities:
             await rest.close()
 
     @activity.defn(name="venue_flatten")
-    async def flatten(self, req: VenueRequest) -> dict[str, Any]:
+    async def flatten(self, req: VenueRequest) -> FlattenResult:
         """Reduce a position toward flat with one crossing limit order priced so that the
         worst fill stays within the loss budget against the mid; whatever does not fill at
         once is cancelled (and verified gone). Never flips the position."""
@@ -155,11 +155,9 @@ class VenueActivities:
             slack = req.loss_budget_usdc / (lots * inst.notional_per_tick_lot) if lots else 0
             limit = int(mid - slack) if side is Side.SELL else int(mid + slack + 0.999)
             if (side is Side.SELL and limit > bid) or (side is Side.BUY and limit < ask):
-                return {
-                    "filled": 0,
-                    "reason": "budget too small to cross the spread",
-                    "limit": limit,
-                }
+                return FlattenResult(
+                    filled=0, reason="budget too small to cross the spread", limit=limit
+                )
             import hashlib
 
             # one client id per stop: a retried attempt is refused as a duplicate by the
@@ -198,13 +196,7 @@ class VenueActivities:
         finally:
             await rest.close()
         left = await self.cancel_all(req)  # the unfilled rest, verified gone
-        return {
-            "side": side.name.lower(),
-            "lots": lots,
-            "limit_ticks": limit,
-            "mid_ticks": mid,
-            "rest_cancelled": left["cancelled"],
-        }
+        return FlattenResult(side.name.lower(), lots, limit, mid, left.cancelled)
 
     @activity.defn(name="venue_open_orders")
     async def open_orders(self, req: VenueRequest) -> int:
@@ -216,7 +208,7 @@ class VenueActivities:
             await rest.close()
 
     @activity.defn(name="venue_balances")
-    async def balances(self, req: VenueRequest) -> dict[str, Any]:
+    async def balances(self, req: VenueRequest) -> VenueBalances:
         wallet = self._wallet(req)
         rest = RestClient(tuple(self.s.venue.rest_urls))
         try:
@@ -228,7 +220,7 @@ class VenueActivities:
                 balances = {str(b["denom"]): int(b["amount"]) for b in rows}
             except (KeyError, TypeError, ValueError):
                 raise _fail("balances", status, data) from None
-            return {"address": wallet.address, "balances": balances}
+            return VenueBalances(wallet.address, balances)
         finally:
             await rest.close()
 

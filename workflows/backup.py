@@ -16,6 +16,7 @@ manifest, every Redis key with its TTL, artifact checksums) and return that proo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -41,6 +42,11 @@ from workflows.backup_types import (
     backup_id_for,
 )
 from workflows.types import AuditEntry, Notice
+
+with workflow.unsafe.imports_passed_through():
+    from activities.backup import BackupActivities
+    from activities.records import RecordActivities
+    from activities.restore import RestoreActivities
 
 __all__ = [
     "Backup",
@@ -85,31 +91,30 @@ SHORT = RetryPolicy(
 )
 REPORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 
+A = TypeVar("A")
 T = TypeVar("T")
+# an activity method (its class is the worker's; the workflow only names it)
+Step = Callable[[Any, A], Awaitable[T]]
 
 
-async def _long(name: str, arg: Any, result_type: type[T]) -> T:
+async def _long(activity: Step[A, T], arg: A) -> T:
     """A long step: heartbeats, retried with backoff unless the error cannot be fixed."""
-    result: T = await workflow.execute_activity(
-        name,
+    return await workflow.execute_activity_method(
+        activity,
         arg,
         start_to_close_timeout=timedelta(hours=2),
         heartbeat_timeout=timedelta(seconds=60),
         retry_policy=LONG,
-        result_type=result_type,
     )
-    return result
 
 
-async def _short(name: str, arg: Any, result_type: type[T], retry: RetryPolicy = SHORT) -> T:
-    result: T = await workflow.execute_activity(
-        name,
+async def _short(activity: Step[A, T], arg: A, retry: RetryPolicy = SHORT) -> T:
+    return await workflow.execute_activity_method(
+        activity,
         arg,
         start_to_close_timeout=timedelta(minutes=2),
         retry_policy=retry,
-        result_type=result_type,
     )
-    return result
 
 
 def _cause(e: BaseException) -> str:
@@ -126,20 +131,25 @@ class Backup:
         started = workflow.now().isoformat()
         part = BackupPart(backup_id)
         try:
-            parts = [
-                await _long(name, part, PartResult)
-                for name in ("backup_postgres", "backup_redis", "backup_models", "backup_config")
+            parts: list[PartResult] = [
+                await _long(step, part)
+                for step in (
+                    BackupActivities.backup_postgres,
+                    BackupActivities.backup_redis,
+                    BackupActivities.backup_models,
+                    BackupActivities.backup_config,
+                )
             ]
             await _short(
-                "finalize_backup", FinalizeRequest(backup_id, wf_id, started, parts), BackupSummary
+                BackupActivities.finalize_backup,
+                FinalizeRequest(backup_id, wf_id, started, parts),
             )
-            summary = await _long("verify_backup", VerifyRequest(backup_id), BackupSummary)
+            summary = await _long(BackupActivities.verify_backup, VerifyRequest(backup_id))
             retention = await _long(
-                "apply_retention",
+                BackupActivities.apply_retention,
                 RetentionRequest(
                     [backup_id], workflow.now().isoformat(), inp.keep, inp.max_age_days
                 ),
-                RetentionResult,
             )
         except ActivityError as e:
             await self._failed(inp, backup_id, started, e)
@@ -149,7 +159,7 @@ class Backup:
         redis_keys = int(summary.parts.get("redis", {}).get("keys", 0))
         model_files = int(summary.parts.get("models", {}).get("files", 0))
         await _short(
-            "record_backup",
+            BackupActivities.record_backup,
             BackupRecord(
                 backup_id,
                 started,
@@ -171,10 +181,9 @@ class Backup:
                 },
                 retention.deleted,
             ),
-            type(None),
         )
         audit_hash = await _short(
-            "audit",
+            RecordActivities.audit,
             AuditEntry(
                 inp.actor,
                 "backup",
@@ -188,7 +197,6 @@ class Backup:
                 "complete",
                 wf_id,
             ),
-            str,
         )
         text = (
             f"{summary.files} files, {summary.size_bytes / 1e6:.1f} MB, verified, at "
@@ -197,9 +205,8 @@ class Backup:
         if retention.deleted:
             text += f"; retention deleted {', '.join(retention.deleted)}"
         notified = await _short(
-            "notify",
+            RecordActivities.notify,
             Notice(f"Backup {backup_id} complete", text, "info", f"backup/{backup_id}"),
-            bool,
             REPORT,
         )
         return BackupResult(
@@ -226,7 +233,7 @@ class Backup:
         why = _cause(e)
         try:
             await _short(
-                "record_backup",
+                BackupActivities.record_backup,
                 BackupRecord(
                     backup_id,
                     started,
@@ -235,11 +242,10 @@ class Backup:
                     "failed",
                     details={"workflow_id": wf_id, "reason": inp.reason, "error": why},
                 ),
-                type(None),
                 REPORT,
             )
             await _short(
-                "audit",
+                RecordActivities.audit,
                 AuditEntry(
                     inp.actor,
                     "backup",
@@ -248,16 +254,14 @@ class Backup:
                     "failed",
                     wf_id,
                 ),
-                str,
                 REPORT,
             )
         except ActivityError:
             workflow.logger.warning("could not record the failed backup %s", backup_id)
         try:
             await _short(
-                "notify",
+                RecordActivities.notify,
                 Notice(f"Backup {backup_id} FAILED", why, "critical", f"backup/{backup_id}"),
-                bool,
                 REPORT,
             )
         except ActivityError:
@@ -278,16 +282,21 @@ class Restore:
         # a tampered or incomplete backup is refused here, before anything is touched
         try:
             summary = await _long(
-                "verify_backup", VerifyRequest(inp.backup_id, inp.expected_checksum), BackupSummary
+                BackupActivities.verify_backup,
+                VerifyRequest(inp.backup_id, inp.expected_checksum),
             )
         except ActivityError as e:
             await self._report(inp, "refused", _cause(e), "critical")
             raise
         steps: dict[str, dict[str, Any]] = {}
         try:
-            for name in ("restore_postgres", "restore_redis", "restore_models"):
-                steps[name] = await _long(name, step, dict)
-            proof = await _long("prove_restore", step, RestoreProof)
+            for name, restore in (
+                ("restore_postgres", RestoreActivities.restore_postgres),
+                ("restore_redis", RestoreActivities.restore_redis),
+                ("restore_models", RestoreActivities.restore_models),
+            ):
+                steps[name] = await _long(restore, step)
+            proof = await _long(RestoreActivities.prove_restore, step)
         except ActivityError as e:
             await self._report(inp, "failed", _cause(e), "critical")
             raise
@@ -318,7 +327,7 @@ class Restore:
         audit_hash = ""
         try:
             audit_hash = await _short(
-                "audit",
+                RecordActivities.audit,
                 AuditEntry(
                     inp.actor,
                     "restore",
@@ -327,7 +336,6 @@ class Restore:
                     outcome,
                     wf_id,
                 ),
-                str,
                 SHORT if outcome == "restored" else REPORT,
             )
         except ActivityError:
@@ -336,14 +344,13 @@ class Restore:
             workflow.logger.warning("could not audit the %s restore of %s", outcome, inp.backup_id)
         try:
             await _short(
-                "notify",
+                RecordActivities.notify,
                 Notice(
                     f"Restore of {inp.backup_id}: {outcome}",
                     f"{text} (by {inp.actor}: {inp.reason or 'no reason given'})",
                     severity,
                     f"restore/{wf_id}",
                 ),
-                bool,
                 REPORT,
             )
         except ActivityError:

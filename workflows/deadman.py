@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.lifecycle import TradingLifecycle
 from workflows.policies import FAST, STEADY, UNTIL_VERIFIED
 from workflows.types import (
     AuditEntry,
@@ -31,6 +31,11 @@ from workflows.types import (
     host_queue,
     lifecycle_id,
 )
+
+with workflow.unsafe.imports_passed_through():
+    from activities.hotpath import HotpathActivities
+    from activities.records import RecordActivities
+    from activities.venue import VenueActivities
 
 
 @dataclass
@@ -65,32 +70,31 @@ class DeadmanSwitch:
         info = workflow.info()
         key = f"{info.workflow_id}/{info.run_id}"
         reason = f"dead-man switch: {inp.reason}"
-        await workflow.execute_activity(
-            "persist_halt",
+        await workflow.execute_activity_method(
+            RecordActivities.persist_halt,
             args=[inp.market, reason],
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=STEADY,
         )
         (halted, detail), venue = await asyncio.gather(
             self._halt_hotpath(inp.market, f"{key}/halt", reason),
-            workflow.execute_activity(
-                "venue_cancel_all",
+            workflow.execute_activity_method(
+                VenueActivities.cancel_all,
                 VenueRequest(inp.market),
                 start_to_close_timeout=timedelta(seconds=60),
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=UNTIL_VERIFIED,
-                result_type=dict,
             ),
         )
         try:
             await workflow.get_external_workflow_handle(lifecycle_id(inp.market)).signal(
-                "halted_by_emergency_stop", reason
+                TradingLifecycle.halted_by_emergency_stop, reason
             )
         except Exception:  # no lifecycle workflow for this market: nothing to update
             workflow.logger.info("no lifecycle workflow for %s", inp.market)
-        cancelled, left = int(venue["cancelled"]), int(venue["open"])
-        notified = await workflow.execute_activity(
-            "notify",
+        cancelled, left = venue.cancelled, venue.open
+        notified = await workflow.execute_activity_method(
+            RecordActivities.notify,
             Notice(
                 f"Hot path dead: {inp.market} halted",
                 f"{inp.reason}; run {inp.incarnation}. {cancelled} order(s) cancelled, "
@@ -101,10 +105,9 @@ class DeadmanSwitch:
             ),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RetryPolicy(maximum_attempts=3),
-            result_type=bool,
         )
-        audit_hash = await workflow.execute_activity(
-            "audit",
+        audit_hash = await workflow.execute_activity_method(
+            RecordActivities.audit,
             AuditEntry(
                 "deadman",
                 "deadman_halt",
@@ -119,7 +122,6 @@ class DeadmanSwitch:
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=STEADY,
-            result_type=str,
         )
         return DeadmanResult(inp.market, halted, detail, cancelled, left, notified, audit_hash)
 
@@ -127,14 +129,13 @@ class DeadmanSwitch:
         """Halt it too if it still answers (a stuck loop with a live control API); a dead
         one does not, and the venue cancel is what counts."""
         try:
-            res: dict[str, Any] = await workflow.execute_activity(
-                "hotpath_command",
+            res = await workflow.execute_activity_method(
+                HotpathActivities.command,
                 HotpathCommand(market, command_id, "halt", {"reason": reason}),
                 task_queue=host_queue(market),
                 start_to_close_timeout=timedelta(seconds=3),
                 schedule_to_close_timeout=timedelta(seconds=10),
                 retry_policy=FAST,
-                result_type=dict,
             )
         except ActivityError as e:
             return False, f"not reached ({e.cause or e})"

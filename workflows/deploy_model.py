@@ -7,6 +7,7 @@ made no comparable prediction, or a live accuracy that could not be measured, is
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -19,8 +20,14 @@ from workflows.types import (
     DeployModelResult,
     HotpathCommand,
     Notice,
+    ValidationReport,
     host_queue,
 )
+
+with workflow.unsafe.imports_passed_through():
+    from activities.hotpath import HotpathActivities
+    from activities.ml import MLActivities
+    from activities.records import RecordActivities
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -45,19 +52,19 @@ def shadow_failures(inp: DeployModelInput, status: dict[str, Any]) -> list[str]:
     return []
 
 
-def gate_failures(inp: DeployModelInput, v: dict[str, Any]) -> list[str]:
+def gate_failures(inp: DeployModelInput, v: ValidationReport) -> list[str]:
     """Which validation gates the candidate misses (empty: it may go on)."""
     g = inp.gates
-    c, live = v["candidate"], v.get("live")
+    c, live = v.candidate, v.live
     out = []
-    if c["accuracy"] < g.min_accuracy:
-        out.append(f"accuracy {c['accuracy']:.3f} < {g.min_accuracy}")
-    if live is not None and c["accuracy"] < live["accuracy"] - g.max_accuracy_drop:
-        out.append(f"accuracy {c['accuracy']:.3f} below live {live['accuracy']:.3f}")
-    if c["calibration_error"] > g.max_calibration_error:
-        out.append(f"calibration error {c['calibration_error']:.3f} > {g.max_calibration_error}")
-    if c["latency_p99_us"] > g.max_latency_p99_us:
-        out.append(f"latency p99 {c['latency_p99_us']:.0f} µs > {g.max_latency_p99_us:.0f}")
+    if c.accuracy < g.min_accuracy:
+        out.append(f"accuracy {c.accuracy:.3f} < {g.min_accuracy}")
+    if live is not None and c.accuracy < live.accuracy - g.max_accuracy_drop:
+        out.append(f"accuracy {c.accuracy:.3f} below live {live.accuracy:.3f}")
+    if c.calibration_error > g.max_calibration_error:
+        out.append(f"calibration error {c.calibration_error:.3f} > {g.max_calibration_error}")
+    if c.latency_p99_us > g.max_latency_p99_us:
+        out.append(f"latency p99 {c.latency_p99_us:.0f} µs > {g.max_latency_p99_us:.0f}")
     return out
 
 
@@ -76,33 +83,29 @@ class DeployModel:
     ) -> dict[str, Any]:
         self._commands += 1
         tag = f"{_run_tag()}/{self._commands}/{command}"
-        result: dict[str, Any] = await workflow.execute_activity(
-            "hotpath_command",
+        return await workflow.execute_activity_method(
+            HotpathActivities.command,
             HotpathCommand(inp.market, tag, command, args),
             task_queue=host_queue(inp.market),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RETRY,
-            result_type=dict,
         )
-        return result
 
     async def _status(self, inp: DeployModelInput) -> dict[str, Any]:
-        status: dict[str, Any] = await workflow.execute_activity(
-            "hotpath_status",
+        return await workflow.execute_activity_method(
+            HotpathActivities.status,
             inp.market,
             task_queue=host_queue(inp.market),
             start_to_close_timeout=timedelta(seconds=30),
             schedule_to_close_timeout=timedelta(minutes=5),
             retry_policy=RETRY,
-            result_type=dict,
         )
-        return status
 
     async def _record(
         self, inp: DeployModelInput, path: str, status: str, metrics: dict[str, Any]
     ) -> None:
-        await workflow.execute_activity(
-            "model_registry_record",
+        await workflow.execute_activity_method(
+            MLActivities.record,
             args=[path, status, metrics],
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
@@ -112,34 +115,32 @@ class DeployModel:
     async def run(self, inp: DeployModelInput) -> DeployModelResult:
         wid = _run_tag()  # a redeploy under the same workflow id is a new deployment
         self.phase = "candidate"
-        path: str = await workflow.execute_activity(
-            "ml_candidate",
+        path = await workflow.execute_activity_method(
+            MLActivities.candidate,
             inp,
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RETRY,
-            result_type=str,
         )
         self.phase = "validate"
-        status = await workflow.execute_activity(
-            "hotpath_status",
+        status = await workflow.execute_activity_method(
+            HotpathActivities.status,
             inp.market,
             task_queue=host_queue(inp.market),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
-            result_type=dict,
         )
         live_path = str(status.get("model", {}).get("path", ""))
-        validation: dict[str, Any] = await workflow.execute_activity(
-            "ml_validate",
+        report: ValidationReport = await workflow.execute_activity_method(
+            MLActivities.validate,
             args=[path, live_path, inp],
             start_to_close_timeout=timedelta(hours=1),
             heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RETRY,
-            result_type=dict,
         )
-        version = str(validation["candidate"]["version"])
-        reasons = gate_failures(inp, validation)
+        validation = asdict(report)
+        version = report.candidate.version
+        reasons = gate_failures(inp, report)
         outcome = "rejected"
         live: dict[str, Any] = {}
         fail_closed = workflow.patched(FAIL_CLOSED)
@@ -168,8 +169,8 @@ class DeployModel:
                 outcome = "rolled_back"
         self.phase = "record"
         await self._record(inp, path, outcome, {"validation": validation, "live": live})
-        await workflow.execute_activity(
-            "audit",
+        await workflow.execute_activity_method(
+            RecordActivities.audit,
             AuditEntry(
                 inp.actor,
                 "deploy_model",
@@ -180,10 +181,9 @@ class DeployModel:
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
-            result_type=str,
         )
-        await workflow.execute_activity(
-            "notify",
+        await workflow.execute_activity_method(
+            RecordActivities.notify,
             Notice(
                 f"Model {version} {outcome} on {inp.market}",
                 "; ".join(reasons) or "all gates passed",
@@ -192,7 +192,6 @@ class DeployModel:
             ),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RetryPolicy(maximum_attempts=3),
-            result_type=bool,
         )
         self.phase = "done"
         return DeployModelResult(inp.market, path, version, outcome, reasons, validation, live)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import asdict
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -32,6 +33,7 @@ from temporalio.exceptions import ActivityError
 
 from flashmm.inputs import storable_text
 from workflows.estop_v1 import stop_v1
+from workflows.lifecycle import TradingLifecycle
 from workflows.policies import FAST, FEW, STEADY, UNTIL_VERIFIED
 from workflows.types import (
     AuditEntry,
@@ -45,6 +47,13 @@ from workflows.types import (
     host_queue,
     lifecycle_id,
 )
+
+with workflow.unsafe.imports_passed_through():
+    from activities.hotpath import HotpathActivities
+    from activities.records import RecordActivities
+    from activities.venue import VenueActivities
+
+T = TypeVar("T")
 
 PATCH = "estop-v2"
 # the bound on verifying cancels: past it the stop reports the market "incomplete" and ends
@@ -128,8 +137,8 @@ class EmergencyStop:
         )
         complete = not failed and all(r.verified_open == 0 for r in results)
         _, audit_hash, err = await _attempt(
-            workflow.execute_activity(
-                "audit",
+            workflow.execute_activity_method(
+                RecordActivities.audit,
                 AuditEntry(
                     inp.actor,
                     "emergency_stop",
@@ -146,7 +155,6 @@ class EmergencyStop:
                 start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=timedelta(hours=1),
                 retry_policy=STEADY,
-                result_type=str,
             )
         )
         if err:
@@ -159,8 +167,8 @@ class EmergencyStop:
         self._progress[market] = "halting"
         persisted, halt = await asyncio.gather(
             _attempt(
-                workflow.execute_activity(
-                    "persist_halt",
+                workflow.execute_activity_method(
+                    RecordActivities.persist_halt,
                     args=[market, reason],
                     start_to_close_timeout=timedelta(seconds=30),
                     schedule_to_close_timeout=timedelta(minutes=2),
@@ -168,14 +176,13 @@ class EmergencyStop:
                 )
             ),
             _attempt(
-                workflow.execute_activity(
-                    "hotpath_command",
+                workflow.execute_activity_method(
+                    HotpathActivities.command,
                     HotpathCommand(market, f"{tag}/halt/{market}", "halt", {"reason": reason}),
                     task_queue=host_queue(market),
                     start_to_close_timeout=timedelta(seconds=5),
                     schedule_to_close_timeout=timedelta(seconds=15),
                     retry_policy=FAST,
-                    result_type=dict,
                 )
             ),
         )
@@ -185,37 +192,35 @@ class EmergencyStop:
         detail = "halted" if halted else f"hot path not reached: {halt[2]}"
         try:
             await workflow.get_external_workflow_handle(lifecycle_id(market)).signal(
-                "halted_by_emergency_stop", reason
+                TradingLifecycle.halted_by_emergency_stop, reason
             )
         except Exception:  # no lifecycle workflow for this market: nothing to update
             workflow.logger.info("no lifecycle workflow for %s", market)
         self._progress[market] = "cancelling"
-        ok, venue, err = await _attempt(
-            workflow.execute_activity(
-                "venue_cancel_all",
+        _, venue, err = await _attempt(
+            workflow.execute_activity_method(
+                VenueActivities.cancel_all,
                 VenueRequest(market),
                 start_to_close_timeout=timedelta(seconds=60),
                 schedule_to_close_timeout=CANCEL_BOUND,
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=UNTIL_VERIFIED,
-                result_type=dict,
             )
         )
-        cancelled, still_open = (int(venue["cancelled"]), int(venue["open"])) if ok else (0, -1)
-        if not ok:
+        cancelled, still_open = (venue.cancelled, venue.open) if venue is not None else (0, -1)
+        if venue is None:
             errors.append(f"cancel: {err}")
         self._progress[market] = "reconciling"
-        ok, position, err = await _attempt(
-            workflow.execute_activity(
-                "venue_balances",
+        _, position, err = await _attempt(
+            workflow.execute_activity_method(
+                VenueActivities.balances,
                 VenueRequest(market),
                 start_to_close_timeout=timedelta(seconds=15),
                 schedule_to_close_timeout=timedelta(seconds=60),
                 retry_policy=FEW,
-                result_type=dict,
             )
         )
-        if not ok:
+        if position is None:
             errors.append(f"balances: {err}")
         flattened: dict[str, Any] = {}
         if inp.flatten and halted:
@@ -230,55 +235,52 @@ class EmergencyStop:
             detail,
             cancelled,
             still_open,
-            position or {},
+            asdict(position) if position is not None else {},
             flattened,
             errors,
             persisted[0],
         )
 
     async def _flatten(self, market: str, inp: EmergencyStopInput) -> tuple[dict[str, Any], str]:
-        ok, status, err = await _attempt(
-            workflow.execute_activity(
-                "hotpath_status",
+        _, status, err = await _attempt(
+            workflow.execute_activity_method(
+                HotpathActivities.status,
                 market,
                 task_queue=host_queue(market),
                 start_to_close_timeout=timedelta(seconds=5),
                 schedule_to_close_timeout=timedelta(seconds=15),
                 retry_policy=FAST,
-                result_type=dict,
             )
         )
-        if not ok:
+        if status is None:
             return {}, f"position unknown: {err}"
         lots = int(status.get("position_lots", 0))
         if not lots:
             return {}, ""
-        ok, flattened, err = await _attempt(
-            workflow.execute_activity(
-                "venue_flatten",
+        _, flattened, err = await _attempt(
+            workflow.execute_activity_method(
+                VenueActivities.flatten,
                 VenueRequest(market, "", inp.loss_budget_usdc, lots),
                 start_to_close_timeout=timedelta(seconds=60),
                 schedule_to_close_timeout=timedelta(minutes=3),
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=FAST,
-                result_type=dict,
             )
         )
-        return (flattened if ok else {}), err
+        return (asdict(flattened) if flattened is not None else {}), err
 
 
 def _notify(notice: Notice) -> Awaitable[bool]:
-    return workflow.execute_activity(
-        "notify",
+    return workflow.execute_activity_method(
+        RecordActivities.notify,
         notice,
         start_to_close_timeout=timedelta(seconds=30),
         schedule_to_close_timeout=timedelta(minutes=2),
         retry_policy=NOTIFY,
-        result_type=bool,
     )
 
 
-async def _attempt(step: Awaitable[Any]) -> tuple[bool, Any, str]:
+async def _attempt(step: Awaitable[T]) -> tuple[bool, T | None, str]:
     """(succeeded, result or None, why it failed): a failed step is recorded, never fatal."""
     try:
         return True, await step, ""

@@ -6,6 +6,7 @@ docs/deployment.md, "Upgrading workflows")."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.lifecycle import TradingLifecycle
 from workflows.policies import FAST, STEADY, UNTIL_VERIFIED
 from workflows.types import (
     AuditEntry,
@@ -25,14 +27,19 @@ from workflows.types import (
     lifecycle_id,
 )
 
+with workflow.unsafe.imports_passed_through():
+    from activities.hotpath import HotpathActivities
+    from activities.records import RecordActivities
+    from activities.venue import VenueActivities
+
 
 async def stop_v1(inp: EmergencyStopInput, tag: str) -> tuple[list[MarketStopResult], bool, str]:
     results = await asyncio.gather(*(_market_v1(m, inp, tag) for m in inp.markets))
     summary = ", ".join(
         f"{r.market}: {r.cancelled} cancelled, {r.verified_open} open" for r in results
     )
-    notified = await workflow.execute_activity(
-        "notify",
+    notified = await workflow.execute_activity_method(
+        RecordActivities.notify,
         Notice(
             f"Emergency stop: {', '.join(inp.markets)}",
             f"{inp.reason} (by {inp.actor}). {summary}",
@@ -41,10 +48,9 @@ async def stop_v1(inp: EmergencyStopInput, tag: str) -> tuple[list[MarketStopRes
         ),
         start_to_close_timeout=timedelta(seconds=60),
         retry_policy=RetryPolicy(maximum_attempts=3),
-        result_type=bool,
     )
-    audit_hash = await workflow.execute_activity(
-        "audit",
+    audit_hash = await workflow.execute_activity_method(
+        RecordActivities.audit,
         AuditEntry(
             inp.actor,
             "emergency_stop",
@@ -55,7 +61,6 @@ async def stop_v1(inp: EmergencyStopInput, tag: str) -> tuple[list[MarketStopRes
         ),
         start_to_close_timeout=timedelta(seconds=30),
         retry_policy=STEADY,
-        result_type=str,
     )
     return list(results), notified, audit_hash
 
@@ -63,8 +68,8 @@ async def stop_v1(inp: EmergencyStopInput, tag: str) -> tuple[list[MarketStopRes
 async def _market_v1(market: str, inp: EmergencyStopInput, tag: str) -> MarketStopResult:
     halted, detail = True, "halted"
     try:
-        await workflow.execute_activity(
-            "hotpath_command",
+        await workflow.execute_activity_method(
+            HotpathActivities.command,
             HotpathCommand(
                 market, f"{tag}/halt/{market}", "halt", {"reason": f"emergency stop: {inp.reason}"}
             ),
@@ -72,57 +77,53 @@ async def _market_v1(market: str, inp: EmergencyStopInput, tag: str) -> MarketSt
             start_to_close_timeout=timedelta(seconds=5),
             schedule_to_close_timeout=timedelta(seconds=15),
             retry_policy=FAST,
-            result_type=dict,
         )
     except ActivityError as e:
         halted, detail = False, f"hot path not reached: {e.cause or e}"
     try:
         await workflow.get_external_workflow_handle(lifecycle_id(market)).signal(
-            "halted_by_emergency_stop", f"emergency stop: {inp.reason}"
+            TradingLifecycle.halted_by_emergency_stop, f"emergency stop: {inp.reason}"
         )
     except Exception:  # no lifecycle workflow for this market: nothing to update
         workflow.logger.info("no lifecycle workflow for %s", market)
-    venue = await workflow.execute_activity(
-        "venue_cancel_all",
+    venue = await workflow.execute_activity_method(
+        VenueActivities.cancel_all,
         VenueRequest(market),
         start_to_close_timeout=timedelta(seconds=60),
         heartbeat_timeout=timedelta(seconds=10),
         retry_policy=UNTIL_VERIFIED,
-        result_type=dict,
     )
-    position = await workflow.execute_activity(
-        "venue_balances",
+    position = await workflow.execute_activity_method(
+        VenueActivities.balances,
         VenueRequest(market),
         start_to_close_timeout=timedelta(seconds=30),
         retry_policy=STEADY,
-        result_type=dict,
     )
     flattened: dict[str, Any] = {}
     if inp.flatten and halted:
-        status = await workflow.execute_activity(
-            "hotpath_status",
+        status = await workflow.execute_activity_method(
+            HotpathActivities.status,
             market,
             task_queue=host_queue(market),
             start_to_close_timeout=timedelta(seconds=5),
             retry_policy=FAST,
-            result_type=dict,
         )
         lots = int(status.get("position_lots", 0))
         if lots:
-            flattened = await workflow.execute_activity(
-                "venue_flatten",
+            done = await workflow.execute_activity_method(
+                VenueActivities.flatten,
                 VenueRequest(market, "", inp.loss_budget_usdc, lots),
                 start_to_close_timeout=timedelta(seconds=60),
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=FAST,
-                result_type=dict,
             )
-    await workflow.execute_activity(
-        "persist_halt",
+            flattened = asdict(done)
+    await workflow.execute_activity_method(
+        RecordActivities.persist_halt,
         args=[market, f"emergency stop: {inp.reason}"],
         start_to_close_timeout=timedelta(seconds=30),
         retry_policy=STEADY,
     )
     return MarketStopResult(
-        market, halted, detail, int(venue["cancelled"]), int(venue["open"]), position, flattened
+        market, halted, detail, venue.cancelled, venue.open, asdict(position), flattened
     )

@@ -32,6 +32,9 @@ from workflows.types import (
     host_queue,
 )
 
+with workflow.unsafe.imports_passed_through():
+    from activities.hotpath import HotpathActivities
+
 MARKET = SearchAttributeKey.for_keyword("Market")
 STATE = SearchAttributeKey.for_keyword("TradingState")
 HOTPATH_RETRY = RetryPolicy(
@@ -131,15 +134,13 @@ class TradingLifecycle:
         return self.status()
 
     async def _command(self, command_id: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await workflow.execute_activity(
-            "hotpath_command",
+        return await workflow.execute_activity_method(
+            HotpathActivities.command,
             HotpathCommand(self.market, command_id, command, args),
             task_queue=host_queue(self.market),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=HOTPATH_RETRY,
-            result_type=dict,
         )
-        return result
 
     @workflow.update
     async def start(self, req: ChangeRequest) -> LifecycleStatus:

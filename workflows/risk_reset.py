@@ -13,6 +13,10 @@ from temporalio.exceptions import ActivityError
 
 from workflows.types import HotpathCommand, Notice, RiskResetInput, RiskResetResult, host_queue
 
+with workflow.unsafe.imports_passed_through():
+    from activities.hotpath import HotpathActivities
+    from activities.records import RecordActivities
+
 
 @workflow.defn(name="DailyRiskReset")
 class DailyRiskReset:
@@ -22,25 +26,23 @@ class DailyRiskReset:
         out: dict[str, dict[str, Any]] = {}
         for market in inp.markets:
             try:
-                answer = await workflow.execute_activity(
-                    "hotpath_command",
+                answer = await workflow.execute_activity_method(
+                    HotpathActivities.command,
                     HotpathCommand(market, f"risk-reset/{day}/{market}", "daily_reset", {}),
                     task_queue=host_queue(market),
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=RetryPolicy(
                         maximum_attempts=5, non_retryable_error_types=["CommandRefused"]
                     ),
-                    result_type=dict,
                 )
                 out[market] = answer.get("detail", {})
             except ActivityError as e:
                 out[market] = {"error": str(e.cause or e)}
         lines = [f"{m}: {d}" for m, d in out.items()]
-        await workflow.execute_activity(
-            "notify",
+        await workflow.execute_activity_method(
+            RecordActivities.notify,
             Notice(f"Daily risk reset {day}", "\n".join(lines), "info", f"risk-reset/{day}"),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RetryPolicy(maximum_attempts=3),
-            result_type=bool,
         )
         return RiskResetResult(out)

@@ -37,7 +37,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.rotate_key_steps import (
     DRAIN_ROUNDS,
-    KEYSTORE,
     READ,
     UNTIL_VERIFIED,
     RotateSteps,
@@ -56,8 +55,12 @@ from workflows.rotate_key_types import (
     funding_target,
     input_problems,
     rotation_id,
+    rotation_label,
 )
 from workflows.types import VenueRequest
+
+with workflow.unsafe.imports_passed_through():
+    from activities.venue import VenueActivities
 
 __all__ = [
     "FEE_DENOM",
@@ -72,7 +75,13 @@ __all__ = [
     "funding_target",
     "input_problems",
     "rotation_id",
+    "rotation_label",
 ]
+
+
+class _SwitchedEarlierError(Exception):
+    """The hot path already signs with this rotation's new key: an earlier run of the same
+    rotation (one that was reset) made the switch."""
 
 
 @workflow.defn(name="RotateSigningKey")
@@ -113,13 +122,9 @@ class RotateSigningKey(RotateSteps):
         r.warm_address = warm.address
 
         self.phase = "creating the new key"
-        new = await workflow.execute_activity(
-            "keys_create",
-            CreateKeyRequest("hot", f"rotation {inp.market} {info.run_id}"),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=KEYSTORE,
-            result_type=KeyInfo,
-        )
+        # labelled by the rotation, not the run: a reset run finds the first run's key
+        label = rotation_label(inp.market, info.first_execution_run_id or info.run_id)
+        new = await self._create(CreateKeyRequest("hot", label))
         r.new_key_ref, r.new_address = new.ref, new.address
         self.pause_reason = f"key rotation to {new.ref}"
 
@@ -127,6 +132,13 @@ class RotateSigningKey(RotateSteps):
         try:
             await self._fund(inp, r, new)
             old, trading = await self._current_key(inp, r, new)
+        except _SwitchedEarlierError as e:  # a reset run: nothing to undo, nothing to do twice
+            r.outcome, r.detail = "incomplete", str(e)
+            await self._record(inp, r, "critical")
+            self.phase = r.outcome
+            raise ApplicationError(
+                r.detail, r, type="RotationAlreadySwitched", non_retryable=True
+            ) from None
         except (ActivityError, ApplicationError) as e:
             await self._roll_back(inp, r, new, error_why(e))
         paused = await self._switch(inp, r, new, trading)
@@ -138,7 +150,7 @@ class RotateSigningKey(RotateSteps):
                 r.verification["quoting_resumed"] = await self._resume_quoting(inp)
             await self._drain_and_sweep(inp, r, old, warm)
             self.phase = "retiring the old key"
-            retired = await self._keys("keys_retire", old.ref)
+            retired = await self._retire(old.ref)
             r.verification["old_key_status"] = retired.status
         except (ActivityError, ApplicationError) as e:
             r.outcome, r.detail = "incomplete", error_why(e)
@@ -177,6 +189,13 @@ class RotateSigningKey(RotateSteps):
         self.phase = "asking the hot path"
         status = await self._hot_status(inp)
         current = str(status.get("key_ref") or "")
+        if current == new.ref:  # checked first: rolling back would sweep the live key
+            raise _SwitchedEarlierError(
+                f"the hot path already signs with this rotation's key {new.ref}: an earlier run "
+                "of this rotation (reset since) switched it; the new key is neither funded "
+                "again nor undone. Drain, sweep and retire the old key by hand (runbook: "
+                "Rotating secrets), or start a new rotation"
+            )
         if not current.startswith("keystore:"):
             raise ApplicationError(
                 f"the hot path of {inp.market} signs with its configured key, not a keystore "
@@ -265,22 +284,20 @@ class RotateSigningKey(RotateSteps):
             self.phase = "draining the old key"
             if inp.drain_s > 0:
                 await workflow.sleep(timedelta(seconds=inp.drain_s))
-            venue = await workflow.execute_activity(
-                "venue_cancel_all",
+            venue = await workflow.execute_activity_method(
+                VenueActivities.cancel_all,
                 VenueRequest(inp.market, old.ref),
                 start_to_close_timeout=timedelta(seconds=60),
                 schedule_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=UNTIL_VERIFIED,
-                result_type=dict,
             )
-            r.drained += int(venue["cancelled"])
-            left = await workflow.execute_activity(
-                "venue_open_orders",
+            r.drained += venue.cancelled
+            left = await workflow.execute_activity_method(
+                VenueActivities.open_orders,
                 VenueRequest(inp.market, old.ref),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=READ,
-                result_type=int,
             )
             r.verification["old_open_orders"] = left
             if left:
@@ -320,7 +337,7 @@ class RotateSigningKey(RotateSteps):
             )
             r.swept, r.sweep_fee, r.sweep_tx = back.amounts, back.fee, back.tx_hash
             r.verification["new_balances_left"] = await self._balances(new.address)
-            retired = await self._keys("keys_retire", new.ref)
+            retired = await self._retire(new.ref)
             r.verification["new_key_status"] = retired.status
             r.outcome = "rolled back"
         except (ActivityError, ApplicationError) as e:

@@ -4,6 +4,7 @@ run, keystore and balance reads, audit and notification)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.rotate_key_types import (
+    CreateKeyRequest,
     KeyInfo,
     PreparedTransfer,
     RotateKeyInput,
@@ -20,6 +22,11 @@ from workflows.rotate_key_types import (
     TransferRequest,
 )
 from workflows.types import AuditEntry, HotpathCommand, Notice, host_queue
+
+with workflow.unsafe.imports_passed_through():
+    from activities.hotpath import HotpathActivities
+    from activities.keys import KeyActivities
+    from activities.records import RecordActivities
 
 KEYSTORE = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -99,23 +106,21 @@ class RotateSteps:
         the chain shows they never can (their sequence went to another transaction)."""
         stale = 0
         while True:
-            prepared = await workflow.execute_activity(
-                "bank_prepare_transfer",
+            prepared: PreparedTransfer = await workflow.execute_activity_method(
+                KeyActivities.prepare_transfer,
                 req,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=PREPARE,
-                result_type=PreparedTransfer,
             )
             if not prepared.amounts:
                 return TransferOutcome("", 0, {}, 0, f"nothing to move: {prepared.note}")
             try:
-                done: TransferOutcome = await workflow.execute_activity(
-                    "bank_broadcast_transfer",
+                done: TransferOutcome = await workflow.execute_activity_method(
+                    KeyActivities.broadcast_transfer,
                     prepared,
                     start_to_close_timeout=timedelta(seconds=60),
                     heartbeat_timeout=timedelta(seconds=10),
                     retry_policy=BROADCAST,
-                    result_type=TransferOutcome,
                 )
                 return done
             except ActivityError as e:
@@ -125,50 +130,55 @@ class RotateSteps:
 
     async def _hot(self, inp: RotateKeyInput, command: str, args: dict[str, Any]) -> dict[str, Any]:
         """A hot-path command, applied once per rotation run (the id is the run's)."""
-        answer: dict[str, Any] = await workflow.execute_activity(
-            "hotpath_command",
+        return await workflow.execute_activity_method(
+            HotpathActivities.command,
             HotpathCommand(inp.market, f"{self.run_tag}/{command}", command, args),
             task_queue=host_queue(inp.market),
             start_to_close_timeout=timedelta(seconds=60),
             schedule_to_close_timeout=timedelta(minutes=5),
             retry_policy=SWITCH,
-            result_type=dict,
         )
-        return answer
 
     async def _hot_status(self, inp: RotateKeyInput) -> dict[str, Any]:
-        status: dict[str, Any] = await workflow.execute_activity(
-            "hotpath_status",
+        return await workflow.execute_activity_method(
+            HotpathActivities.status,
             inp.market,
             task_queue=host_queue(inp.market),
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=HOT_STATUS,
-            result_type=dict,
         )
-        return status
 
     async def _describe(self, ref: str) -> KeyInfo:
-        return await self._keys("keys_describe", ref)
+        return await self._keys(KeyActivities.describe, ref)
 
-    async def _keys(self, name: str, ref: str) -> KeyInfo:
-        info: KeyInfo = await workflow.execute_activity(
-            name,
+    async def _retire(self, ref: str) -> KeyInfo:
+        return await self._keys(KeyActivities.retire, ref)
+
+    async def _keys(
+        self, activity: Callable[[KeyActivities, str], Awaitable[KeyInfo]], ref: str
+    ) -> KeyInfo:
+        return await workflow.execute_activity_method(
+            activity,
             ref,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=KEYSTORE,
-            result_type=KeyInfo,
         )
-        return info
+
+    async def _create(self, req: CreateKeyRequest) -> KeyInfo:
+        return await workflow.execute_activity_method(
+            KeyActivities.create,
+            req,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=KEYSTORE,
+        )
 
     async def _balances(self, address: str) -> dict[str, int]:
-        bal: dict[str, int] = await workflow.execute_activity(
-            "bank_balances",
+        return await workflow.execute_activity_method(
+            KeyActivities.balances,
             address,
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=READ,
-            result_type=dict,
         )
-        return bal
 
     def _memo(self, step: str) -> str:
         return f"flashmm {self.run_tag}/{step}"
@@ -188,15 +198,14 @@ class RotateSteps:
             "detail": r.detail,
         }
         try:
-            r.audit_hash = await workflow.execute_activity(
-                "audit",
+            r.audit_hash = await workflow.execute_activity_method(
+                RecordActivities.audit,
                 AuditEntry(
                     inp.actor, "rotate_signing_key", inp.market, params, r.outcome, self.run_tag
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=timedelta(minutes=10),
                 retry_policy=STEADY,
-                result_type=str,
             )
         except ActivityError as e:
             workflow.logger.error("audit of %s failed: %s", self.run_tag, e)
@@ -206,12 +215,11 @@ class RotateSteps:
             f"{inp.reason} (by {inp.actor}). {r.detail}"
         ).strip()
         try:
-            r.notified = await workflow.execute_activity(
-                "notify",
+            r.notified = await workflow.execute_activity_method(
+                RecordActivities.notify,
                 Notice(f"Signing key rotation {inp.market}", text, severity, self.run_tag),
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=RetryPolicy(maximum_attempts=3),
-                result_type=bool,
             )
         except ActivityError as e:
             workflow.logger.error("notification of %s failed: %s", self.run_tag, e)

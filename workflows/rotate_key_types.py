@@ -14,6 +14,14 @@ def rotation_id(market: str) -> str:
     return f"rotate-key/{market}"
 
 
+def rotation_label(market: str, first_run_id: str) -> str:
+    """The new key's keystore label: one key per rotation. ``first_run_id`` is the run id the
+    rotation started with (``workflow.info().first_execution_run_id``), which a reset (or a
+    retry) keeps: a reset run finds the key the first run created instead of making a second
+    one, and a new rotation of the market, under the same workflow id, gets its own."""
+    return f"rotation {market} {first_run_id}"
+
+
 # --- contract ---------------------------------------------------------------------------------
 @dataclass
 class RotateKeyInput:

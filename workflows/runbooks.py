@@ -4,6 +4,7 @@ the market-data feed over, restart (stop + start) a hot path."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,11 @@ from workflows.types import (
     VenueRequest,
     host_queue,
 )
+
+with workflow.unsafe.imports_passed_through():
+    from activities.hotpath import HotpathActivities
+    from activities.records import RecordActivities
+    from activities.venue import VenueActivities
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -86,26 +92,22 @@ class Runbook:
         info = workflow.info()
         self._commands += 1  # ids never repeat: not within this run, not across runs
         cid = f"{info.workflow_id}/{info.run_id}/{self._commands}/{command}"
-        out: dict[str, Any] = await workflow.execute_activity(
-            "hotpath_command",
+        return await workflow.execute_activity_method(
+            HotpathActivities.command,
             HotpathCommand(self.inp.market, cid, command, {"reason": self.inp.reason, **args}),
             task_queue=host_queue(self.inp.market),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
-            result_type=dict,
         )
-        return out
 
     async def _status(self) -> dict[str, Any]:
-        out: dict[str, Any] = await workflow.execute_activity(
-            "hotpath_status",
+        return await workflow.execute_activity_method(
+            HotpathActivities.status,
             self.inp.market,
             task_queue=host_queue(self.inp.market),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
-            result_type=dict,
         )
-        return out
 
     async def _step(self, step: RunbookStep) -> None:
         inp = self.inp
@@ -123,20 +125,19 @@ class Runbook:
             step.detail = await self._status()
         elif step.name == "venue_view":
             req = VenueRequest(inp.market)
+            balances = await workflow.execute_activity_method(
+                VenueActivities.balances,
+                req,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RETRY,
+            )
             step.detail = {
-                "balances": await workflow.execute_activity(
-                    "venue_balances",
+                "balances": asdict(balances),
+                "open_orders": await workflow.execute_activity_method(
+                    VenueActivities.open_orders,
                     req,
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=RETRY,
-                    result_type=dict,
-                ),
-                "open_orders": await workflow.execute_activity(
-                    "venue_open_orders",
-                    req,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=RETRY,
-                    result_type=int,
                 ),
             }
         elif step.name == "compare":
@@ -187,8 +188,8 @@ class Runbook:
                 step.detail = {"error": str(e)}
                 outcome = "failed"
                 break
-        await workflow.execute_activity(
-            "audit",
+        await workflow.execute_activity_method(
+            RecordActivities.audit,
             AuditEntry(
                 inp.actor,
                 f"runbook:{inp.runbook}",
@@ -199,6 +200,5 @@ class Runbook:
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
-            result_type=str,
         )
         return RunbookResult(inp.runbook, inp.market, outcome, self.steps)

@@ -109,6 +109,40 @@ class EmergencyStopResult:
 
 
 @dataclass
+class CancelResult:
+    """``venue_cancel_all``: orders cancelled, and how many the venue still shows (0 once
+    verified)."""
+
+    cancelled: int
+    open: int
+
+
+@dataclass
+class VenueBalances:
+    """``venue_balances``: an account's balances, denom -> micro-units."""
+
+    address: str = ""
+    balances: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class FlattenResult:
+    """``venue_flatten``: the crossing order sent to work a position off (``side``, ``lots``,
+    its limit and the mid it was priced against, the unfilled rest cancelled), or, with
+    ``filled`` 0 and a ``reason``, why none was sent (``limit``: the price the budget
+    allowed)."""
+
+    side: str = ""
+    lots: int = 0
+    limit_ticks: int = 0
+    mid_ticks: float = 0.0
+    rest_cancelled: int = 0
+    filled: int | None = None
+    reason: str = ""
+    limit: int | None = None
+
+
+@dataclass
 class AuditEntry:
     actor: str
     action: str
@@ -159,6 +193,29 @@ class ModelGates:
     max_latency_p99_us: float = 1000.0
     min_live_accuracy: float = 0.52  # after promotion, else roll back
     min_shadow_agreement: float = 0.0
+
+
+@dataclass
+class ModelScore:
+    """One model on the held-out data, at the quoting horizon."""
+
+    version: str
+    accuracy: float
+    calibration_error: float
+    latency_p99_us: float
+    path: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ValidationReport:
+    """``ml_validate``: the candidate and (if there is one) the live model, scored on the
+    same held-out data."""
+
+    candidate: ModelScore
+    live: ModelScore | None = None
+    holdout_seeds: list[int] = field(default_factory=list)
+    rows: int = 0
 
 
 @dataclass

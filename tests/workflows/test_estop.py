@@ -4,6 +4,7 @@ start twice; keeps going when the hot path cannot be reached."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from temporalio import activity
@@ -20,6 +21,7 @@ from workflows.types import (
     AuditEntry,
     ChangeRequest,
     EmergencyStopInput,
+    FlattenResult,
     HotpathCommand,
     LifecycleInput,
     Notice,
@@ -207,9 +209,9 @@ class SlowWorld(World):
         return {"position_lots": 7}
 
     @activity.defn(name="venue_flatten")
-    async def flatten(self, req: VenueRequest) -> dict[str, Any]:
+    async def flatten(self, req: VenueRequest) -> FlattenResult:
         self.flattened.append(req)
-        return {"filled_lots": req.position_lots}
+        return FlattenResult("sell", req.position_lots)
 
     def control_activities(self) -> list[Any]:
         return [self.cancel_all, self.balances, self.persist_halt, self.notify, self.audit]
@@ -251,7 +253,7 @@ async def test_a_joined_stop_asking_to_flatten_is_honoured(dev_env: WorkflowEnvi
             await x.__aexit__(None, None, None)
     assert not res.markets[0].flattened  # the first asked for no flattening
     assert [j.actor for j in res.joined] == ["bob"] and res.joined[0].flatten
-    assert res.joined[0].markets[0].flattened == {"filled_lots": 7}
+    assert res.joined[0].markets[0].flattened == asdict(FlattenResult("sell", 7))
     assert len(w.flattened) == 1 and w.flattened[0].loss_budget_usdc == 25.0
     assert [a.actor for a in w.audits] == ["alice", "bob"]
 
