@@ -181,7 +181,7 @@ def _note(svc: str, port: int | None) -> str | None:
     if port == conf:
         return None
     if listening(conf):
-        where = f"a private one on 127.0.0.1:{port}" if port else "none of this project's"
+        where = f"a private one on 127.0.0.1:{port}" if port else "this project's is not running"
         return (
             f"flashmm services: {LABEL[svc]} on 127.0.0.1:{conf} is not this project's "
             f"({_foreign(conf)}), not used; {where} (data in {RUN})"

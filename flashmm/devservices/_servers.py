@@ -118,7 +118,7 @@ def start_victoria(run: Path, port: int) -> int:
 
 def _daemon(run: Path, name: str, cmd: list[str], port: int) -> int:
     with open(run / f"{name}.log", "ab") as log:
-        p = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+        p = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=run, start_new_session=True)
     (run / f"{name}.pid").write_text(str(p.pid))
     wait(port, name)
     return p.pid
