@@ -23,6 +23,7 @@ from bench.estop import bench_estop
 from bench.estop_load import bench_estop_under_load
 from bench.ml import bench_inference, bench_model_two_markets
 from bench.replay import bench_replay
+from bench.spread import bench_spread
 from flashmm.domain.instrument import SEI_USDC
 from flashmm.sim.core import SimVenueCore
 from flashmm.sim.market import SimMarket
@@ -281,6 +282,7 @@ def main() -> None:
         ("book", lambda: bench_book(60 if q else 900)),
         ("backtest", lambda: bench_backtest(2 if q else 30)),
         ("replay", lambda: bench_replay(1 if q else 3)),
+        ("spread", lambda: bench_spread(3 if q else 10, 2 if q else 10)),
         ("rss", lambda: bench_rss(3 if q else 20)),
         ("e2e", lambda: bench_e2e(5 if q else 30)),
         ("ml", lambda: bench_inference(500 if q else 3000)),
