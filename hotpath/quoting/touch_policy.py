@@ -40,7 +40,7 @@ class Reason(Enum):
     NO_EDGE = "no_edge"  # not even the touch earns join_edge_ticks
     NO_ROOM = "no_room"  # no tick between the others' bid and ask (or our other side)
     INVENTORY = "inventory"  # this side adds to a position past inventory_behind_util
-    NO_TOUCH = "no_touch"  # the others have no order on this side
+    NO_TOUCH = "no_touch"  # the others are missing on a side: both keep the model prices
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,3 +121,18 @@ def test_backtest_command_selects_the_preset_and_the_policy(
     default = json.loads(capsys.readouterr().out)
     assert default["preset"] == "default" and "policy_improve_share" not in default
     assert default["market_spread_bps_without_us"] < 8.0
+
+
+def test_policy_on_the_thin_preset_is_bit_identical_on_both_cores() -> None:
+    from dataclasses import replace
+
+    cfg = BacktestConfig(
+        minutes=0.75, market=market_preset("thin", seed=8), policy=TouchPolicyConfig()
+    )
+    native = run_backtest(cfg)
+    python = run_backtest(replace(cfg, sim_core="python"))
+    wall = {"wall_s", "events_per_s", "cycle_p50_us", "cycle_p99_us"}
+    assert {k: v for k, v in native.summary.items() if k not in wall} == {
+        k: v for k, v in python.summary.items() if k not in wall
+    }
+    assert native.fills == python.fills and len(native.fills) > 100
