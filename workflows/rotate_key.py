@@ -3,8 +3,9 @@ which orders of an unfunded, unknown or retired key can rest on the venue.
 
 Steps, each verified on the venue and safe to resume after a crash at any point:
 
-1. create the new hot key in the keystore — found again by its label (the run id), so a
-   retried activity never makes a second one;
+1. create the new hot key in the keystore — found again by its label, which names the
+   rotation (its first run id, ``rotation_label``), not the run: a retried activity, and a
+   run that was reset, never make a second one;
 2. fund it from the warm key with a bank transfer topping it up to the requested balances
    (a retry or a second run finds it funded and sends nothing);
 3. switch the hot path to it (``switch_key`` on the market's host queue, with command ids
@@ -18,6 +19,13 @@ Steps, each verified on the venue and safe to resume after a crash at any point:
    none remain, and check again;
 5. sweep the old key's funds back to the warm key, less the fee;
 6. retire the old key; audit and notify.
+
+Reset: a run reset to an earlier point starts over with the rotation's key (found by its label)
+and tops it up only to what it lacks (nothing, once funded). Reset after the switch, it finds
+that key live on the hot path and stops with ``RotationAlreadySwitched`` (audited, notified):
+no second key, and no rollback that would sweep or retire the live key; the old key's drain,
+sweep and retirement are left to the operator (docs/runbook.md, "Rotating secrets"). A reset
+of a rolled-back run stops at ``keys_create`` (``KeyRetired``) before anything moves.
 
 Every transfer is prepared (balances read, transaction signed) by one activity and broadcast
 by another: the signed bytes are recorded in the history, so a retried broadcast sends the

@@ -575,3 +575,99 @@ async def test_history_replays_under_another_workflow_id(
         replay, raise_on_replay_failure=False
     )
     assert result.replay_failure is None, result.replay_failure
+
+
+# --- reset: one key per rotation -------------------------------------------------------------
+async def _reset_to_start(env: WorkflowEnvironment, h: WorkflowHandle[Any, Any]) -> str:
+    """Reset the run to its first workflow task (as ``temporal workflow reset --type
+    FirstWorkflowTask`` does); answers the new run's id."""
+    import uuid
+
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+    history = await h.fetch_history()
+    first_task = next(
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    resp = await env.client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=env.client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=h.id, run_id=h.result_run_id or ""),
+            reason="test: operator reset",
+            workflow_task_finish_event_id=first_task,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    assert resp.run_id and resp.run_id != h.result_run_id
+    return resp.run_id
+
+
+def _new_keys(w: World) -> list[str]:
+    return [r for r in w.keys if r.startswith("keystore:hot-new")]
+
+
+async def test_a_reset_run_finds_the_rotations_key_and_does_not_fund_it_twice(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """Reset after the new key was created and funded (the hot path not reached yet): the new
+    run starts over, finds the same key by the rotation's label (the first run id, which a
+    reset keeps), finds it funded and rotates once."""
+    env = dev_env
+    w = World()
+    async with control_worker(env, w):  # no host worker: the run waits after funding
+        h = await _start(env, rotation_input())
+        for _ in range(200):
+            if (await h.query(RotateSigningKey.progress))["phase"] == "asking the hot path":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the workflow never funded the new key")
+        first = await h.query(RotateSigningKey.progress)
+        run_id = await _reset_to_start(env, h)
+        async with host_worker(env, w):
+            res = await env.client.get_workflow_handle_for(
+                RotateSigningKey.run, h.id, run_id=run_id
+            ).result()
+    assert res.outcome == "rotated"
+    assert _new_keys(w) == [first["new_key_ref"]] == [res.new_key_ref]
+    assert w.steps.count("keys_create") == 2  # once per run: the second found the first's key
+    new = res.new_address
+    assert [s for s in w.steps if s.startswith(f"broadcast sei1warm->{new}")] == [
+        f"broadcast sei1warm->{new}"
+    ]  # the reset run's top-up found nothing to move
+    assert res.funded == {} and res.swept == SWEEP  # what this run moved
+    assert len(w.transfers("sei1warm", new)) == 1 and w.balances[new] == TARGET
+    assert len(w.transfers("sei1old", "sei1warm")) == 1
+    assert w.sequence["sei1warm"] == 8 and w.sequence["sei1old"] == 41
+    assert w.hot_key == res.new_key_ref and w.keys[OLD]["status"] == "retired"
+
+
+async def test_resetting_a_finished_rotation_neither_makes_a_key_nor_undoes_the_switch(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """Reset after the switch (here: after the rotation finished): the new run finds this
+    rotation's key already live. It stops with RotationAlreadySwitched — no second key, no
+    second funding, and no rollback that would sweep or retire the key the hot path signs
+    with."""
+    env = dev_env
+    w = World()
+    async with control_worker(env, w), host_worker(env, w):
+        h = await _start(env, rotation_input())
+        res: RotateKeyResult = await h.result()
+        balances = {a: dict(b) for a, b in w.balances.items()}
+        run_id = await _reset_to_start(env, h)
+        with pytest.raises(WorkflowFailureError) as err:
+            await env.client.get_workflow_handle(h.id, run_id=run_id).result()
+    cause = err.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "RotationAlreadySwitched"
+    assert cause.details[0]["new_key_ref"] == res.new_key_ref
+    assert _new_keys(w) == [res.new_key_ref]
+    assert len(w.transfers("sei1warm", res.new_address)) == 1
+    assert w.balances == balances  # nothing moved: not funded again, not swept back
+    assert w.keys[res.new_key_ref]["status"] == "active" and w.hot_key == res.new_key_ref
+    assert [a.outcome for a in w.audits] == ["rotated", "incomplete"]
+    assert w.notices[-1].severity == "critical"

@@ -132,3 +132,34 @@ async def test_abort_at_the_approval_step_changes_nothing(dev_env: WorkflowEnvir
     assert res.outcome == "aborted" and f.commands == []
     assert [s.status for s in res.steps] == ["aborted", "aborted", "aborted", "aborted"]
     assert f.audits[0].outcome == "aborted"
+
+
+def _doc_table() -> dict[str, list[str]]:
+    """docs/runbook.md's runbook table: runbook -> its steps, in order."""
+    import re
+    from pathlib import Path
+
+    lines = (Path(__file__).parents[2] / "docs" / "runbook.md").read_text().splitlines()
+    header = lines.index("| runbook | steps | what it does |")
+    rows: dict[str, list[str]] = {}
+    for line in lines[header + 2 :]:
+        if not line.startswith("|"):
+            break
+        name_cell, steps_cell = (c.strip() for c in line.strip("|").split("|")[:2])
+        name = re.fullmatch(r"`(\w+)`", name_cell)
+        assert name is not None, f"not a runbook name: {name_cell!r}"
+        assert name[1] not in rows, f"{name[1]} twice in the table"
+        steps = re.findall(r"`(\w+)`", steps_cell)
+        assert " → ".join(f"`{s}`" for s in steps) == steps_cell, steps_cell
+        rows[name[1]] = steps
+    return rows
+
+
+def test_the_runbook_doc_names_every_runbook_with_its_steps() -> None:
+    """The operator's table cannot drift from what the workflow runs: the same runbooks,
+    each with its steps in order."""
+    from workflows.runbooks import PLANS
+    from workflows.types import RUNBOOKS
+
+    assert set(PLANS) == set(RUNBOOKS)
+    assert _doc_table() == PLANS
