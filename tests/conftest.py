@@ -16,6 +16,10 @@ import pytest
 
 from flashmm import devservices
 
+# a demo running on this machine must not steer the tests' commands (tests that run the demo
+# point FLASHMM_PROFILE at a file of their own)
+os.environ["FLASHMM_PROFILE"] = "none"
+
 
 @pytest.fixture(scope="session")
 def services() -> dict[str, str]:

@@ -3,8 +3,11 @@ process per configured market, trades over loopback, and every second shows each
 view next to the chain's (open orders and balances). A hot path that dies is reported and
 restarted (the worker's dead-man's switch halts its market and cancels its orders; the
 restarted one comes back halted until resumed); the other markets trade on. Ctrl-C or
-``--duration`` stops the hot paths (they cancel everything), checks the chain holds none of
-our orders, then stops the localnet.
+``--duration`` stops everything in dependency order (API and worker, then the hot paths,
+which cancel everything, a check that the chain holds none of our orders, then Temporal and
+the localnet), prints one line per process and removes its temporary folder. While it runs,
+a connection profile lets ``flashmm market``/``estop``/... reach it with no flags
+(``flashmm/profile.py``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,13 @@ from flashmm.config import Settings
 BUNDLED_MODEL = Path(__file__).resolve().parents[2] / "models" / "market-transformer-v1"
 
 
-def run_platform_demo(settings: Settings, duration: float | None, config: str | None) -> int:
-    return asyncio.run(_demo(settings, duration, config))
+def run_platform_demo(
+    settings: Settings, duration: float | None, config: str | None, keep: bool = False
+) -> int:
+    from flashmm.cli.terminal import own_foreground
+
+    with own_foreground():
+        return asyncio.run(_demo(settings, duration, config, keep))
 
 
 class _Proc:
@@ -90,6 +98,7 @@ async def _spawn(name: str, args: list[str], env: dict[str, str]) -> _Proc:
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=None,
+        start_new_session=True,  # Ctrl-C reaches the demo only; it stops children in order
     )
     return _Proc(name, proc, args, env)
 
@@ -129,34 +138,50 @@ async def _report_restart(p: _Proc) -> None:
         )
 
 
-async def _demo(settings: Settings, duration: float | None, config: str | None) -> int:
+async def _demo(settings: Settings, duration: float | None, config: str | None, keep: bool) -> int:
+    import shutil
+    import tempfile
+
+    from flashmm import profile
+    from flashmm.cli.demo_control import ControlPlane
+
     env = dict(os.environ)
     if config:
         env["FLASHMM_CONFIG"] = config
     env.setdefault("FLASHMM_LOG_LEVEL", "WARNING")
+    env[profile.PROFILE_ENV] = "none"  # children get their settings explicitly, never a profile
     children: list[_Proc] = []
-    import tempfile
-
-    from flashmm.cli.demo_control import ControlPlane
-
-    control = ControlPlane(Path(tempfile.mkdtemp(prefix="flashmm-demo-")))
+    run_dir = Path(tempfile.mkdtemp(prefix="flashmm-demo-"))
+    control = ControlPlane(run_dir)
     # workflow payloads encrypted; this process talks to Temporal too, so it needs the key
     env["FLASHMM_CODEC_KEYS"] = env.get("FLASHMM_CODEC_KEYS") or _codec_key()
     os.environ["FLASHMM_CODEC_KEYS"] = env["FLASHMM_CODEC_KEYS"]
+    profile_path = profile.default_path()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if settings.stores.enabled:
-        await asyncio.to_thread(_ensure_stores, settings)
-        env.update(await _app_role_env(settings))  # the services connect as the app role
-    node_metrics = _free_port()
-    node = await _spawn(
-        "localnet",
-        ["localnet", "--rest-port", "0", "--rpc-port", "0", "--metrics-port", str(node_metrics)],
-        env,
-    )
+    node: _Proc | None = None
+    started_stores = False
     try:
+        if settings.stores.enabled:
+            settings, store_env, started_stores = await asyncio.to_thread(_ensure_stores, settings)
+            env.update(store_env)
+            env.update(await _app_role_env(settings))  # the services connect as the app role
+        node_metrics = _free_port()
+        node = await _spawn(
+            "localnet",
+            [
+                "localnet",
+                "--rest-port",
+                "0",
+                "--rpc-port",
+                "0",
+                "--metrics-port",
+                str(node_metrics),
+            ],
+            env,
+        )
         ready = await asyncio.wait_for(node.first, 30)
         rest, rpc = ready["rest"], ready["rpc"]
         print(
@@ -174,8 +199,13 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
         }
         if not settings.ml.model_path and (BUNDLED_MODEL / "card.json").exists():
             hp_env["FLASHMM_ML__MODEL_PATH"] = str(BUNDLED_MODEL)  # the shipped signal
+        await control.start_codec_endpoint()
         await control.start_server()
-        print(f"  Temporal UI: {control.ui}  (server {control.address})", flush=True)
+        print(
+            f"  Temporal UI: {control.ui}  (server {control.address}; payloads decoded by "
+            f"{control.codec_endpoint}, loopback only)",
+            flush=True,
+        )
         hotpaths: dict[str, str] = {}
         for m in settings.markets:
             port = _free_port()
@@ -199,6 +229,13 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
             + ", ".join(f"{k} {v}" for k, v in started.items()),
             flush=True,
         )
+        if profile_path is not None:
+            _write_profile(profile_path, control, hotpaths, pw_file, env)
+            print(
+                f"  CLI: flashmm commands on this machine use this demo (profile "
+                f"{profile_path}), e.g. flashmm market status {settings.markets[0].symbol}",
+                flush=True,
+            )
         addresses = {m.symbol: _trader_address(settings, m.symbol) for m in settings.markets}
         t0 = time.monotonic()
         dead: dict[str, float] = {}
@@ -211,23 +248,86 @@ async def _demo(settings: Settings, duration: float | None, config: str | None) 
                 await _show(http, rest, addresses, settings, children, time.monotonic() - t0)
                 if duration is not None and time.monotonic() - t0 >= duration:
                     break
-            for c in children:  # hot paths first: they cancel their orders on the way out
-                await c.stop()
-            left = await _chain_open_orders(http, rest, addresses, settings)
-        for c in children:
-            last = c.latest
-            print(
-                f"{c.name}: stopped; fills {last.get('fills', 0)}, net PnL "
-                f"{last.get('net_pnl', 0.0):+.4f}, open orders left on chain "
-                f"{left.get(c.name, 0)}",
-                flush=True,
+            print("flashmm demo: stopping", flush=True)
+            lines, clean = await _stop_in_order(
+                control, children, node, http, rest, addresses, settings
             )
-        return 0 if all(n == 0 for n in left.values()) else 1
+        for line in lines:
+            print(line, flush=True)
+        return 0 if clean else 1
     finally:
         for c in children:
             await c.stop()
         await control.stop()
-        await node.stop()
+        if node is not None:
+            await node.stop()
+        if profile_path is not None:
+            profile.remove(profile_path, os.getpid())
+        if started_stores:  # started for this run: stopped with it
+            from flashmm import devservices
+
+            stopped = await asyncio.to_thread(devservices.stop)
+            print(f"stores: stopped ({', '.join(stopped) or 'none running'})", flush=True)
+        if keep:
+            print(f"flashmm demo: files kept in {run_dir}", flush=True)
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def _stop_in_order(
+    control: Any,
+    children: list[_Proc],
+    node: _Proc,
+    http: aiohttp.ClientSession,
+    rest: str,
+    addresses: dict[str, str],
+    settings: Settings,
+) -> tuple[list[str], bool]:
+    """Dependency order: the API and the worker first (no new commands, no dead-man's switch
+    firing on a hot path that is stopping), then the hot paths, which cancel their orders
+    and confirm it with the localnet still up; then Temporal and the localnet. One summary
+    line per process; clean when no order of ours is left on the chain."""
+    lines = [
+        f"{name}: stopped ({how})" for name, how in (await control.stop("api", "worker")).items()
+    ]
+    for c in children:
+        await c.stop()
+    left = await _chain_open_orders(http, rest, addresses, settings)
+    for c in children:
+        last = c.latest
+        lines.append(
+            f"{c.name}: stopped (exit {c.proc.returncode}); fills {last.get('fills', 0)}, net "
+            f"PnL {last.get('net_pnl', 0.0):+.4f}, open orders left on chain "
+            f"{left.get(c.name, '?')}"
+        )
+    lines += [f"{name}: stopped ({how})" for name, how in (await control.stop()).items()]
+    await node.stop()
+    lines.append(f"localnet: stopped (exit {node.proc.returncode})")
+    return lines, all(left.get(c.name) == 0 for c in children)
+
+
+def _write_profile(
+    path: Path, control: Any, hotpaths: dict[str, str], pw_file: Path, env: dict[str, str]
+) -> None:
+    from flashmm import profile
+
+    keys = profile.write_secret(control.run_dir / "codec-keys", env["FLASHMM_CODEC_KEYS"])
+    token = profile.write_secret(control.run_dir / "control-token", control.token)
+    profile.write(
+        profile.Profile(
+            pid=os.getpid(),
+            temporal_address=control.address,
+            namespace="default",
+            temporal_ui=control.ui,
+            api_url=control.api,
+            api_user="admin",
+            api_password_file=str(pw_file),
+            codec_keys_file=str(keys),
+            control_token_file=str(token),
+            hotpaths=hotpaths,
+        ),
+        path,
+    )
 
 
 def _codec_key() -> str:
@@ -252,25 +352,41 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ensure_stores(settings: Settings) -> None:
-    """Start the local PostgreSQL/Redis/VictoriaMetrics unless something already listens
-    at the configured addresses (then those are used as they are)."""
+def _ensure_stores(settings: Settings) -> tuple[Settings, dict[str, str], bool]:
+    """This project's own local PostgreSQL/Redis/VictoriaMetrics when the settings point at
+    the local defaults: a server on those ports that is not provably ours is never used (a
+    private one is started on a free port, and the demo says so). Returns the settings and
+    child environment that point at the servers used, and whether the demo started them (so
+    it stops them again at the end)."""
     from flashmm import devservices
 
-    st = settings.stores
-    local = (
-        st.postgres_dsn == devservices.PG_DSN
-        and st.redis_url == devservices.REDIS_URL
-        and st.timeseries_url == devservices.VM_URL
+    st, local = settings.stores, devservices.configured()
+    if (st.postgres_dsn, st.redis_url, st.timeseries_url) != (
+        local.pg_dsn,
+        local.redis_url,
+        local.vm_url,
+    ):
+        return settings, {}, False  # the operator's own stores: used as configured
+    before = devservices.status()
+    try:
+        eps = devservices.ensure(announce=False)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        print(
+            f"flashmm demo: local stores unavailable ({e}); trading without them",
+            file=sys.stderr,
+        )
+        return settings, {}, False
+    for note in eps.notes:  # which server was foreign and where ours runs
+        print(f"flashmm demo: {note}", file=sys.stderr, flush=True)
+    stores = st.model_copy(
+        update={
+            "postgres_dsn": eps.pg_dsn,
+            "redis_url": eps.redis_url,
+            "timeseries_url": eps.vm_url,
+        }
     )
-    if local:
-        try:
-            devservices.ensure()
-        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
-            print(
-                f"flashmm demo: local stores unavailable ({e}); trading without them",
-                file=sys.stderr,
-            )
+    started = not any(before.values())
+    return settings.model_copy(update={"stores": stores}), eps.stores_env(), started
 
 
 async def _app_role_env(settings: Settings) -> dict[str, str]:

@@ -45,7 +45,10 @@ class ControlPlane:
         self.api = ""
         self.address = ""
         self.ui = ""
-        self.procs: list[asyncio.subprocess.Process] = []
+        self.procs: dict[str, asyncio.subprocess.Process] = {}  # temporal, worker, api
+        self.codec_endpoint = ""
+        self._codec_runner: object | None = None
+        self._ui_port = 0
         self.hotpath_state: dict[str, dict[str, object]] = {}  # the hot paths' control lines
 
     def hotpath_env(self, control_port: int) -> dict[str, str]:
@@ -56,30 +59,47 @@ class ControlPlane:
             "FLASHMM_HOTPATH__STATE_DIR": str(self.run_dir / "hotpath"),
         }
 
+    async def start_codec_endpoint(self) -> None:
+        """The UI's codec endpoint, in this process: loopback callers only, no token (the dev
+        server's UI has no login); production puts the operator's token in front of it."""
+        from aiohttp import web
+
+        from flashmm.temporal.codec import EncryptionCodec
+        from flashmm.temporal.codec_server import make_app
+
+        self._ui_port = _free_port(8233)
+        app = make_app(EncryptionCodec.from_env(), None, f"http://127.0.0.1:{self._ui_port}")
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = _free_port(8081)
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        self._codec_runner = runner
+        self.codec_endpoint = f"http://127.0.0.1:{port}"
+
     async def start_server(self) -> None:
         temporal = Path(sys.executable).parent / "temporal"
         port = _free_port(7233)
-        ui = _free_port(8233)
-        self.procs.append(
-            await asyncio.create_subprocess_exec(
-                str(temporal),
-                "server",
-                "start-dev",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--ui-port",
-                str(ui),
-                "--db-filename",
-                str(self.run_dir / "temporal.db"),
-                "--log-level",
-                "error",
-                *[arg for a in SEARCH_ATTRIBUTES for arg in ("--search-attribute", a)],
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        ui = self._ui_port or _free_port(8233)
+        codec = ["--ui-codec-endpoint", self.codec_endpoint] if self.codec_endpoint else []
+        self.procs["temporal"] = await asyncio.create_subprocess_exec(
+            str(temporal),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui),
+            "--db-filename",
+            str(self.run_dir / "temporal.db"),
+            "--log-level",
+            "error",
+            *codec,
+            *[arg for a in SEARCH_ATTRIBUTES for arg in ("--search-attribute", a)],
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         await _wait_port(port)
         self.address = f"127.0.0.1:{port}"
@@ -92,18 +112,17 @@ class ControlPlane:
             "FLASHMM_CONTROL__HOTPATHS": json.dumps(hotpaths),
             "FLASHMM_CONTROL_TOKEN": self.token,
         }
-        self.procs.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "flashmm.cli",
-                "worker",
-                "all",
-                "--schedules",
-                env=wenv,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=None,
-            )
+        self.procs["worker"] = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "flashmm.cli",
+            "worker",
+            "all",
+            "--schedules",
+            env=wenv,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=None,
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops us in order
         )
 
     async def start_api(self, env: dict[str, str], hotpaths: dict[str, str]) -> Path:
@@ -141,16 +160,15 @@ class ControlPlane:
         else:
             raise RuntimeError("could not create the demo's API admin user")
         port = _free_port(8000)
-        self.procs.append(
-            await asyncio.create_subprocess_exec(
-                *cli,
-                "api",
-                "--port",
-                str(port),
-                env=aenv,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=None,
-            )
+        self.procs["api"] = await asyncio.create_subprocess_exec(
+            *cli,
+            "api",
+            "--port",
+            str(port),
+            env=aenv,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=None,
+            start_new_session=True,
         )
         await _wait_port(port)
         self.api = f"http://127.0.0.1:{port}"
@@ -177,8 +195,15 @@ class ControlPlane:
             )
         return out
 
-    async def stop(self) -> None:
-        for p in reversed(self.procs):
+    async def stop(self, *names: str) -> dict[str, str]:
+        """Stop the named processes (all when none named), each with SIGTERM then a bounded
+        wait; returns one outcome per process for the demo's summary."""
+        out: dict[str, str] = {}
+        for name in names or tuple(self.procs):
+            p = self.procs.pop(name, None)
+            if p is None:
+                continue
+            killed = False
             if p.returncode is None:
                 p.terminate()
                 try:
@@ -186,3 +211,13 @@ class ControlPlane:
                 except TimeoutError:
                     p.kill()
                     await p.wait()
+                    killed = True
+            out[name] = "killed after 15 s" if killed else f"exit {p.returncode}"
+        if not names and self._codec_runner is not None:
+            from aiohttp import web
+
+            runner, self._codec_runner = self._codec_runner, None
+            assert isinstance(runner, web.AppRunner)
+            await runner.cleanup()
+            out["codec endpoint"] = "closed"
+        return out

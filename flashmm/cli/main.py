@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -44,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
     d.add_argument("--seed", type=int, default=None, help="seed of the simulated market (--sim)")
+    d.add_argument(
+        "--keep-files",
+        action="store_true",
+        help="keep the run's temporary folder (logs, state, Temporal's database) on exit",
+    )
     d.add_argument(
         "--metrics-port",
         type=int,
@@ -195,7 +201,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.sim:
         from flashmm.cli.demo import run_platform_demo
 
-        return run_platform_demo(load_settings(args.config), args.duration, args.config)
+        return run_platform_demo(
+            load_settings(args.config), args.duration, args.config, keep=args.keep_files
+        )
     from flashmm.cli.demo_sim import run_demo
 
     return run_demo(
@@ -397,6 +405,11 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from flashmm import profile
+
+    used = profile.apply(args.command, os.environ)
+    if used is not None:
+        print(f"flashmm: using the running demo (profile {used})", file=sys.stderr)
     try:
         return _COMMANDS[args.command](args)
     except ConfigError as e:

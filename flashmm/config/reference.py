@@ -49,6 +49,11 @@ DIRECT: dict[str, tuple[str, str]] = {
         "password for `flashmm api-user add` or `passwd` (else stdin or a prompt)",
     ),
     "FLASHMM_API_ADMIN_PASSWORD": ("dev", "admin password `flashmm demo` gives the API"),
+    "FLASHMM_PROFILE": (
+        "dev",
+        "the running demo's connection profile client commands read (default "
+        "`~/.flashmm/demo-profile.json`; `none` turns it off)",
+    ),
     "FLASHMM_RUN_DIR": ("dev", "where `flashmm services` keeps local server data (default .run/)"),
     "FLASHMM_DEV_PG_PORT": ("dev", "port of the local PostgreSQL of `flashmm services`"),
     "FLASHMM_DEV_REDIS_PORT": ("dev", "port of the local Redis of `flashmm services`"),

@@ -47,10 +47,18 @@ def new_key_spec(kid: str = "k1") -> str:
     return f"{kid}:{base64.b64encode(secrets.token_bytes(32)).decode()}"
 
 
+class UnencryptedPayloadError(CodecKeyError):
+    """A plain payload reached a strict codec: its sender had no codec key."""
+
+
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
+    """``strict``: refuse payloads that are not encrypted (workers use it, so input sent by a
+    client without the key is never acted on and the mistake shows as a clear failure)."""
+
+    def __init__(self, keys: Sequence[tuple[str, bytes]], *, strict: bool = False) -> None:
         if not keys:
             raise CodecKeyError("no codec keys configured")
+        self.strict = strict
         self._current = keys[0][0]
         self._keys = {kid: AESGCM(key) for kid, key in keys}
 
@@ -58,11 +66,11 @@ class EncryptionCodec(PayloadCodec):
         return f"EncryptionCodec(current={self._current!r}, keys={len(self._keys)})"
 
     @classmethod
-    def from_env(cls, env: str = "FLASHMM_CODEC_KEYS") -> EncryptionCodec:
+    def from_env(cls, env: str = "FLASHMM_CODEC_KEYS", *, strict: bool = False) -> EncryptionCodec:
         spec = os.environ.get(env)
         if not spec:
             raise CodecKeyError(f"set {env} (id:base64key, current first)")
-        return cls(parse_keys(spec))
+        return cls(parse_keys(spec), strict=strict)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         aes = self._keys[self._current]
@@ -79,6 +87,12 @@ class EncryptionCodec(PayloadCodec):
         out = []
         for p in payloads:
             if p.metadata.get("encoding") != ENCODING:
+                if self.strict:
+                    raise UnencryptedPayloadError(
+                        "unencrypted payload refused: its sender has no codec key "
+                        "(set FLASHMM_CODEC_KEYS, or run the command where the demo's "
+                        "profile is found)"
+                    )
                 out.append(p)  # not ours (e.g. written before encryption was enabled)
                 continue
             kid = p.metadata.get(KEY_ID, b"").decode()

@@ -1,6 +1,7 @@
 """The codec endpoint for the Temporal UI: ``POST /decode`` (and ``/encode``) with the
 payloads JSON the UI sends, answered with decrypted payloads — to authorised operators only
-(a bearer token), with CORS limited to the configured UI origin."""
+(a bearer token), with CORS limited to the configured UI origin. ``flashmm demo`` runs it
+without a token, answering loopback callers only (the dev server's UI has no login)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ from flashmm.temporal.codec import CodecKeyError, EncryptionCodec
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(codec: EncryptionCodec, token: str, ui_origin: str) -> web.Application:
-    if len(token) < 16:
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def make_app(codec: EncryptionCodec, token: str | None, ui_origin: str) -> web.Application:
+    """``token`` None: no bearer token, but only callers on this machine's loopback."""
+    if token is not None and len(token) < 16:
         raise ValueError("codec server token must be at least 16 characters")
 
     def cors(resp: web.StreamResponse, request: web.Request) -> web.StreamResponse:
@@ -34,6 +39,10 @@ def make_app(codec: EncryptionCodec, token: str, ui_origin: str) -> web.Applicat
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS":
             return cors(web.Response(status=200), request)
+        if token is None:
+            if request.remote not in LOOPBACK:
+                return cors(web.json_response({"error": "loopback only"}, status=403), request)
+            return cors(await handler(request), request)
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return cors(web.json_response({"error": "unauthorized"}, status=401), request)

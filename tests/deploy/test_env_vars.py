@@ -24,6 +24,7 @@ NOT_DEPLOYED = {
     "USER": "default --actor of the operator commands, run by a person, not a pod",
     "FLASHMM_API_PASSWORD": "password input of `flashmm api-user`, run by an operator",
     "FLASHMM_API_ADMIN_PASSWORD": "admin password of `flashmm demo` (a generated one otherwise)",
+    "FLASHMM_PROFILE": "where client commands find the running demo (`flashmm demo`)",
     "FLASHMM_CODEC_SERVER_TOKEN": "the codec server binds 127.0.0.1 only, so it runs on an "
     "operator's machine next to their Temporal UI session, not in the cluster",
 }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -259,20 +261,63 @@ def test_sim_demo_runs_and_leaves_no_orders() -> None:
     assert all(ln.endswith("open orders left 0") for ln in stopped)
 
 
-def test_platform_demo_trades_over_the_localnet_and_leaves_nothing_on_chain() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "flashmm.cli", "demo", "--duration", "4"],
-        capture_output=True,
+def test_platform_demo_trades_talks_to_the_cli_and_stops_cleanly(tmp_path: Path) -> None:
+    """The README's commands reach the running demo through its profile (encrypted, no
+    traceback); an interrupt stops everything in order with one line per process, exit 0,
+    no order left on chain, and nothing left behind (profile, temporary folder)."""
+    profile_path = tmp_path / "demo-profile.json"
+    env = {**_clean_subprocess_env(), "FLASHMM_PROFILE": str(profile_path)}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "flashmm.cli", "demo", "--duration", "90"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=90,
         cwd=REPO,
-        env=_clean_subprocess_env(),
+        env=env,
     )
-    assert r.returncode == 0, r.stderr
-    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    try:
+        end = time.monotonic() + 60
+        while not profile_path.exists() and demo.poll() is None and time.monotonic() < end:
+            time.sleep(0.2)
+        assert profile_path.exists(), "the demo wrote no profile"
+        cli_env = {**_clean_subprocess_env(), "FLASHMM_PROFILE": str(profile_path)}
+
+        def flashmm(*argv: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "flashmm.cli", *argv],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=REPO,
+                env=cli_env,
+            )
+
+        status = flashmm("market", "status", "SEI/USDC")
+        assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+        assert "using the running demo" in status.stderr
+        assert json.loads(status.stdout)["market"] == "SEI/USDC"
+        stop = flashmm("estop", "--market", "SEI/USDC", "--reason", "drill from the profile")
+        assert stop.returncode == 0 and "Traceback" not in stop.stderr, stop.stderr
+        assert json.loads(stop.stdout)["markets"][0]["hotpath_halted"] is True
+        time.sleep(2)
+        demo.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the demo
+        out, err = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, err
+    assert "Traceback" not in err, err
+    lines = [ln for ln in out.splitlines() if ln.strip()]
     assert lines[0].startswith("flashmm demo: localnet flashmm-local-1 at http://127.0.0.1:")
     live = [ln for ln in lines if ln.startswith("[") and "| chain: open" in ln]
     assert any("SEI/USDC" in ln for ln in live) and any("ATOM/USDC" in ln for ln in live)
-    stopped = [ln for ln in lines if ": stopped" in ln]
-    assert len(stopped) == 2
-    assert all(ln.endswith("open orders left on chain 0") for ln in stopped)
+    summary = lines[lines.index("flashmm demo: stopping") + 1 :]
+    names = [ln.split(":")[0] for ln in summary]
+    assert names[:2] == ["api", "worker"], summary  # no new commands, then the hot paths
+    assert names[-1] == "localnet", summary  # the chain goes last
+    assert {"SEI/USDC", "ATOM/USDC", "temporal"} <= set(names), summary
+    hot = [ln for ln in summary if ln.startswith(("SEI/USDC", "ATOM/USDC"))]
+    assert len(hot) == 2 and all(ln.endswith("open orders left on chain 0") for ln in hot)
+    assert not profile_path.exists()
+    run_dir = Path(out.split("password in ", 1)[1].split(";", 1)[0]).parent
+    assert run_dir.name.startswith("flashmm-demo-") and not run_dir.exists()

@@ -10,7 +10,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter
 
-from flashmm.temporal.codec import CodecKeyError, EncryptionCodec, new_key_spec, parse_keys
+from flashmm.temporal.codec import (
+    CodecKeyError,
+    EncryptionCodec,
+    UnencryptedPayloadError,
+    new_key_spec,
+    parse_keys,
+)
 from flashmm.temporal.codec_server import make_app
 
 SECRET = "sei1secretvalue-never-in-history"
@@ -89,3 +95,37 @@ async def test_ui_codec_endpoint_decodes_for_authorised_operators_only() -> None
         assert r.status == 400
         r = await client.options("/decode", headers={"Origin": "http://evil.example"})
         assert "Access-Control-Allow-Origin" not in r.headers
+
+
+async def test_a_strict_codec_refuses_plain_payloads_and_says_why() -> None:
+    spec = parse_keys(new_key_spec("k1"))
+    plain = await DataConverter.default.encode([{"reason": "sent without the key"}])
+    lenient = EncryptionCodec(spec)
+    assert (await lenient.decode(plain))[0].data == plain[0].data  # clients read old history
+    strict = EncryptionCodec(spec, strict=True)
+    with pytest.raises(UnencryptedPayloadError, match="no codec key"):
+        await strict.decode(plain)
+    ours = await strict.encode(plain)
+    assert (await strict.decode(ours))[0].data == plain[0].data
+
+
+async def test_the_demos_endpoint_answers_loopback_callers_without_a_token() -> None:
+    codec = EncryptionCodec(parse_keys(new_key_spec("k1")))
+    encoded = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"hi"')])
+    body = json.dumps({"payloads": [json.loads(_to_json(p)) for p in encoded]})
+    client = TestClient(TestServer(make_app(codec, None, "http://127.0.0.1:8233")))
+    await client.start_server()
+    try:
+        r = await client.post("/decode", data=body, headers={"Origin": "http://127.0.0.1:8233"})
+        assert r.status == 200
+        out = await r.json()
+        assert base64.b64decode(out["payloads"][0]["data"]) == b'"hi"'
+        assert r.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:8233"
+    finally:
+        await client.close()
+
+
+def _to_json(p: Payload) -> str:
+    from google.protobuf import json_format
+
+    return json_format.MessageToJson(p)
