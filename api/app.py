@@ -1,5 +1,6 @@
 """The FastAPI application: routes, the request pipeline, error bodies, CORS (off unless
-origins are configured) and the background task that starts pending emergency stops."""
+origins are configured), a tracing span per request (only with tracing on) and the
+background task that starts pending emergency stops."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from api import errors
 from api.admission import ReadAdmission
 from api.context import AppContext
 from api.estop import PendingStops
-from api.middleware import Pipeline
+from api.middleware import Pipeline, Tracing
 from api.routes import auth, control, estop, health, ops, stream, trading
+from flashmm import tracing
 from flashmm.config import Settings
 from flashmm.stores.pg.anchor import anchor_loop
 
@@ -60,6 +62,10 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         lifespan=lifespan,
         docs_url="/docs" if api.docs else None,
         redoc_url=None,
+        # FastAPI's own telemetry stays off: its spans record query strings and its logs
+        # validation input (secrets), and it would install exporters of its own; the span
+        # per request is ours (api.middleware.Tracing), added below when tracing is on
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     errors.install(app)
     for r in (health, auth, trading, control, ops, estop, stream):
@@ -83,6 +89,8 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     app.add_middleware(
         Pipeline, max_body=api.max_body_bytes, timeout_s=api.request_timeout_s, audit=audit
     )
+    if tracing.setup(settings, "flashmm-api"):  # off: no middleware at all
+        app.add_middleware(Tracing)  # outermost: its span covers the whole pipeline
     return app
 
 

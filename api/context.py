@@ -24,6 +24,7 @@ from api.auth.store import IdentityStore
 from api.auth.tokens import TokenIssuer
 from api.errors import ApiError
 from api.ratelimit import RateLimiter
+from flashmm import tracing
 from flashmm.config import Settings
 from workers.client import data_converter
 
@@ -109,6 +110,7 @@ class AppContext:
                             c.temporal_address,
                             namespace=c.namespace,
                             data_converter=data_converter(),
+                            interceptors=tracing.temporal_interceptors(),
                         ),
                         self.settings.api.temporal_timeout_s,
                     )

@@ -19,10 +19,12 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
+from flashmm import tracing
 from flashmm.inputs import InputError, check_text, loads_json, parse_json, text_problem
 from flashmm.redact import redact_query
 
@@ -321,3 +323,56 @@ def _with_headers(send: Send, rid: str) -> Send:
         await send(msg)
 
     return inner
+
+
+class Tracing:
+    """A server span per HTTP request, outside the pipeline (added by ``create_app`` only
+    while tracing is on): continues a caller's W3C ``traceparent``, is the current span for
+    the route (the Temporal client's and the hot-path halts' spans are its children) and
+    records method, route, status and the request id. Never headers, query or body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope.get("headers") or []
+            if k in (b"traceparent", b"tracestate")
+        }
+        status = 500
+
+        async def send_status(msg: Message) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+            await send(msg)
+
+        with tracing.tracer("flashmm.api").start_as_current_span(
+            f"{method} {scope.get('path', '')}",
+            context=tracing.extract(carrier),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                await self.app(scope, receive, send_status)
+            except Exception as e:
+                span.set_status(StatusCode.ERROR, type(e).__name__)
+                raise
+            finally:
+                route = _route(scope)
+                if route != "unmatched":
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                rid = scope.get("state", {}).get("request_id")
+                if rid:
+                    span.set_attribute("flashmm.request_id", rid)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)

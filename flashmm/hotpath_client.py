@@ -1,11 +1,14 @@
 """Client of a hot path's local control API (``hotpath/control.py``): one command, with an
-id that makes a repeat apply once, authenticated with the control token."""
+id that makes a repeat apply once, authenticated with the control token. While tracing is
+on, the caller's span travels along as a W3C ``traceparent`` header (``flashmm.tracing``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import aiohttp
+
+from flashmm import tracing
 
 
 async def send_command(
@@ -24,6 +27,7 @@ async def send_command(
     retried once on a new one — safe, because the id binds the command to its arguments."""
     body = {"command_id": command_id, "command": command, "args": args}
     headers = {"Authorization": f"Bearer {token}"}
+    tracing.inject(headers)  # nothing while tracing is off
     if session is None:
         async with aiohttp.ClientSession(timeout=timeout) as s:
             return await _post(s, url, body, headers, timeout)

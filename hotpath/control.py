@@ -25,6 +25,7 @@ from aiohttp import web
 
 from flashmm.config.bounds import RuntimeBounds
 from flashmm.inputs import InputError, check_text, parse_json
+from hotpath import control_tracing
 from hotpath.control_state import (
     Applied,
     ControlState,
@@ -125,7 +126,9 @@ class ControlServer:
 
     # --- HTTP ---------------------------------------------------------------------------
     async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024, middlewares=[self._auth])
+        app = web.Application(
+            client_max_size=64 * 1024, middlewares=[*control_tracing.middlewares(), self._auth]
+        )
         app.add_routes(
             [web.get("/v1/status", self._status), web.post("/v1/commands", self._command)]
         )
@@ -212,7 +215,7 @@ class ControlServer:
                 )
             if done is not None and command != "halt":
                 return {**done.answer, "replayed": True}
-            detail = await handler(self, args)
+            detail = await control_tracing.run_command(self, command, command_id, handler, args)
             answer = {
                 "command_id": command_id,
                 "command": command,

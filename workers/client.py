@@ -10,6 +10,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
+from flashmm import tracing
 from flashmm.temporal.codec import EncryptionCodec
 from workflows.deadman import DeadmanInput, DeadmanResult, deadman_id
 from workflows.types import (
@@ -44,6 +45,7 @@ async def connect(address: str | None = None, namespace: str = "default") -> Cli
         address or os.environ.get("FLASHMM_TEMPORAL_ADDRESS", DEFAULT_ADDRESS),
         namespace=namespace,
         data_converter=data_converter(),
+        interceptors=tracing.temporal_interceptors(),  # none while tracing is off
     )
 
 

@@ -24,6 +24,7 @@ from activities.keys import KeyActivities
 from activities.ml import MLActivities
 from activities.records import RecordActivities
 from activities.venue import VenueActivities
+from flashmm import tracing
 from flashmm.config import Settings
 from workers.deadman import DeadmanPlugin, DeadmanWatcher, temporal_fire
 from workflows.backup import Backup, Restore
@@ -82,9 +83,11 @@ def control_worker(client: Client, settings: Settings, notifier: object | None =
     ml = MLActivities(settings)
     backup = BackupActivities(settings)
     keys = KeyActivities(settings)
+    tracing.setup(settings, "flashmm-worker")
     return Worker(
         client,
         task_queue=CONTROL_QUEUE,
+        interceptors=tracing.worker_interceptors(client),  # when its client has none
         plugins=[p for m in settings.markets for p in deadman_plugins(client, settings, m.symbol)],
         workflows=workflows(settings),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -110,10 +113,12 @@ def host_workers(client: Client, settings: Settings) -> list[Worker]:
     """One worker per market hosted here, on that market's pinned queue, each with the
     market's dead-man's switch watcher when the switch is on."""
     acts = HotpathActivities(settings.control.hotpaths, settings.hotpath.control_token_env)
+    tracing.setup(settings, "flashmm-worker")
     return [
         Worker(
             client,
             task_queue=host_queue(m),
+            interceptors=tracing.worker_interceptors(client),
             activities=[acts.command, acts.status],
             plugins=deadman_plugins(client, settings, m),
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

@@ -203,6 +203,10 @@ def run_worker(
 
         serve(host, sdk_metrics_port)  # before the first client: they share this runtime
 
+    from flashmm import tracing
+
+    tracing.setup(settings, "flashmm-worker")  # before connect: the client gets the interceptor
+
     async def go() -> None:
         client = await connect(settings.control.temporal_address, settings.control.namespace)
         if role in ("control", "all"):

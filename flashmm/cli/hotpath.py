@@ -25,6 +25,9 @@ def run_hotpath(
     metrics_host: str | None = None,
 ) -> int:
     settings.setup_logging()
+    from flashmm import tracing
+
+    tracing.setup(settings, "flashmm-hotpath")  # only with an OTLP endpoint configured
     try:
         import uvloop
     except ImportError:  # pragma: no cover

@@ -35,6 +35,12 @@ DIRECT: dict[str, tuple[str, str]] = {
         "Temporal frontend host:port when no address is passed (`control.temporal_address` "
         "is used by the commands)",
     ),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": (
+        "wiring",
+        "OTLP/HTTP base URL of a trace collector (e.g. `http://jaeger:4318`) when "
+        "`telemetry.otlp_endpoint` is empty; unset and empty: tracing off. The exporter also "
+        "reads the other standard `OTEL_*` variables, and `OTEL_SERVICE_NAME` names the process",
+    ),
     "FLASHMM_CODEC_KEYS": (
         "secret",
         "Temporal payload codec keys, current first: `id:base64key[,id:base64key...]`",

@@ -29,6 +29,7 @@ from flashmm.config.ml import MLSettings
 from flashmm.config.quoting import QuoteParams
 from flashmm.config.risk import RiskLimits
 from flashmm.config.stores import StoreSettings
+from flashmm.config.telemetry import TelemetrySettings
 from flashmm.config.venue import LocalnetSettings, VenueSettings
 from flashmm.domain.instrument import Instrument
 from flashmm.sim.params import MarketParams, VenueParams
@@ -232,6 +233,7 @@ class Settings(BaseSettings):
     deadman: DeadmanSettings = Field(default_factory=DeadmanSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def setup_logging(self) -> None:
         """Structured logs on stderr with per-component levels, and the signing key
