@@ -101,3 +101,27 @@ def test_spans_are_exported_over_otlp_http(
     spans = [s for ss in rs.scope_spans for s in ss.spans]
     assert [s.name for s in spans] == ["probe-span"]
     assert {a.key: a.value.string_value for a in spans[0].attributes} == {"k": "v"}
+
+
+class _Client:
+    """Stands in for a Temporal client: only its configured interceptors are read."""
+
+    def __init__(self, interceptors: list[object]) -> None:
+        self.interceptors = interceptors
+
+    def config(self) -> dict[str, object]:
+        return {"interceptors": self.interceptors}
+
+
+def test_workers_get_the_interceptor_once(memory_spans: object) -> None:
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    from flashmm import tracing
+
+    # a client from workers.client.connect carries it: its workers inherit it, none added
+    (on_client,) = tracing.temporal_interceptors()
+    assert isinstance(on_client, TracingInterceptor)
+    assert tracing.worker_interceptors(_Client([on_client])) == []  # type: ignore[arg-type]
+    # a client made elsewhere: the worker gets its own
+    (own,) = tracing.worker_interceptors(_Client([]))  # type: ignore[arg-type]
+    assert isinstance(own, TracingInterceptor)
