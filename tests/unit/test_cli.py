@@ -153,7 +153,7 @@ def test_backtest_writes_report(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert Path(str(s["report"])) == index
     assert index.is_file()
     pngs = sorted(p.name for p in out_dir.glob("*.png"))
-    assert pngs == ["equity.png", "inventory.png", "quotes.png"]
+    assert pngs == ["drawdown.png", "equity.png", "inventory.png", "quotes.png", "spread.png"]
     for name in pngs:
         data = (out_dir / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
