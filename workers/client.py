@@ -24,11 +24,12 @@ from workflows.types import (
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 
 
-def data_converter() -> DataConverter:
+def data_converter(*, strict: bool = False) -> DataConverter:
     """Encrypting converter when codec keys are configured; plain otherwise. With the codec,
-    failure messages and stack traces are encoded too (they can hold addresses, balances)."""
+    failure messages and stack traces are encoded too (they can hold addresses, balances).
+    ``strict`` (workers): a plain payload is refused, not acted on."""
     if os.environ.get("FLASHMM_CODEC_KEYS"):
-        return encrypting(EncryptionCodec.from_env())
+        return encrypting(EncryptionCodec.from_env(strict=strict))
     return DataConverter.default
 
 
@@ -40,11 +41,14 @@ def encrypting(codec: EncryptionCodec) -> DataConverter:
     )
 
 
-async def connect(address: str | None = None, namespace: str = "default") -> Client:
+async def connect(
+    address: str | None = None, namespace: str = "default", *, strict: bool = False
+) -> Client:
+    """``strict``: for workers, which must not act on input sent without the codec key."""
     return await Client.connect(
         address or os.environ.get("FLASHMM_TEMPORAL_ADDRESS", DEFAULT_ADDRESS),
         namespace=namespace,
-        data_converter=data_converter(),
+        data_converter=data_converter(strict=strict),
         interceptors=tracing.temporal_interceptors(),  # none while tracing is off
     )
 

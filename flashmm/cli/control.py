@@ -208,7 +208,11 @@ def run_worker(
     tracing.setup(settings, "flashmm-worker")  # before connect: the client gets the interceptor
 
     async def go() -> None:
-        client = await connect(settings.control.temporal_address, settings.control.namespace)
+        # strict: input a client sent without the codec key is refused (a workflow task or
+        # activity failure naming the cause), never acted on
+        client = await connect(
+            settings.control.temporal_address, settings.control.namespace, strict=True
+        )
         if role in ("control", "all"):
             try:
                 await check(client)

@@ -129,7 +129,7 @@ def test_no_secret_leaks_anywhere_after_a_demo_run(
     try:
         api = demo.wait_for(r"API: (http://\S+)  \(user admin, password in (\S+);")
         url, pw_file = api.group(1), Path(api.group(2))
-        temporal = demo.wait_for(r"\(server (127\.0\.0\.1:\d+)\)").group(1)
+        temporal = demo.wait_for(r"\(server (127\.0\.0\.1:\d+)[;)]").group(1)
         demo.wait_for(r"started through TradingLifecycle")
         metrics = re.findall(r"(http://127\.0\.0\.1:\d+/metrics)", "".join(demo.lines))
 
