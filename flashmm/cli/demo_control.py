@@ -43,6 +43,7 @@ class ControlPlane:
         self.run_dir = run_dir
         self.token = os.environ.get("FLASHMM_CONTROL_TOKEN") or secrets.token_urlsafe(24)
         self.api = ""
+        self.docs = ""
         self.address = ""
         self.ui = ""
         self.procs: dict[str, asyncio.subprocess.Process] = {}  # temporal, worker, api
@@ -133,6 +134,7 @@ class ControlPlane:
             "FLASHMM_CONTROL__HOTPATHS": json.dumps(hotpaths),
             "FLASHMM_CONTROL_TOKEN": self.token,
             "FLASHMM_API__SPOOL_DIR": str(self.run_dir / "api"),
+            "FLASHMM_API__DOCS": "true",  # interactive docs in the demo; off by default
         }
         aenv.setdefault("FLASHMM_API_JWT_SECRET", secrets.token_urlsafe(48))
         password = aenv.pop("FLASHMM_API_ADMIN_PASSWORD", "") or secrets.token_urlsafe(18)
@@ -172,6 +174,7 @@ class ControlPlane:
         )
         await _wait_port(port)
         self.api = f"http://127.0.0.1:{port}"
+        self.docs = f"{self.api}/docs"
         return pw_file
 
     async def start_markets(self, settings: Settings) -> dict[str, str]:

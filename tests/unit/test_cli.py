@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -292,6 +293,9 @@ def test_platform_demo_trades_talks_to_the_cli_and_stops_cleanly(tmp_path: Path)
                 env=cli_env,
             )
 
+        api = json.loads(profile_path.read_text())["api_url"]
+        with urllib.request.urlopen(f"{api}/docs", timeout=10) as r:  # served in the demo
+            assert r.status == 200 and b"swagger" in r.read().lower()
         status = flashmm("market", "status", "SEI/USDC")
         assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
         assert "using the running demo" in status.stderr
