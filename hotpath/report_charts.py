@@ -43,10 +43,14 @@ def _figure(title: str, ylabel: str, end_min: float) -> tuple[Figure, Axes]:
     return fig, ax
 
 
-def _legend(ax: Axes) -> None:
+def _legend(ax: Axes, markerscale: float = 1.0) -> None:
     """Outside the data area, to the right of the axes."""
     ax.legend(
-        loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, markerscale=2
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        fontsize=8,
+        markerscale=markerscale,
     )
 
 
@@ -83,14 +87,18 @@ def quotes(d: ChartData, u: Units) -> Figure:
     title = f"Our quotes against the market ({u.quote}), with our fills"
     fig, ax = _figure(title, u.quote, d.end_min)
     thinned = " shown" if d.fills_shown < d.fills else ""
+    # few fills: large, outlined, on top of the lines; many: small and see-through, below
+    few = d.fills_shown <= 300
+    size, alpha, edge, z = (36, 0.9, 0.5, 4) if few else (8, 0.45, 0.0, 2)
     for line, marker, color, verb in ((d.buys, "^", BUY, "bought"), (d.sells, "v", SELL, "sold")):
-        ax.scatter(line.x, line.y, s=8, marker=marker, color=color, alpha=0.45, linewidths=0,
-                   zorder=2, label=f"we {verb} ({len(line.x):,}{thinned})")  # fmt: skip
+        ax.scatter(line.x, line.y, s=size, marker=marker, color=color, alpha=alpha,
+                   edgecolors="black", linewidths=edge, zorder=z,
+                   label=f"we {verb} ({len(line.x):,}{thinned})")  # fmt: skip
     _step(ax, d.market_bid, color="darkgreen", lw=0.8, zorder=3, label="market bid")
     _step(ax, d.market_ask, color="darkred", lw=0.8, zorder=3, label="market ask")
     _step(ax, d.our_bid, color=BUY, lw=0.9, ls="--", zorder=3, label="our bid")
     _step(ax, d.our_ask, color=SELL, lw=0.9, ls="--", zorder=3, label="our ask")
-    _legend(ax)
+    _legend(ax, 1.0 if few else 2.0)
     return fig
 
 

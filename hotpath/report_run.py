@@ -257,9 +257,13 @@ _REPLAY_NAMES = {
     "queue_model": "Queue model",
     "partial_fills": "Partial fills",
     "market_impact": "Market impact",
-    "maker_fee_bps": "Maker fee (bps, negative = rebate)",
-    "taker_fee_bps": "Taker fee (bps)",
     "post_only": "Post-only",
+}
+
+
+_REPLAY_VALUES: dict[tuple[str, Any], str] = {
+    ("partial_fills", False): "never: once reached, the whole order fills at its own price",
+    ("post_only", True): "on: an order that would cross on arrival is rejected",
 }
 
 
@@ -276,7 +280,7 @@ def replay_assumptions(
         Assumption(
             "Recording",
             f"{summary.get('minutes', 0.0):.1f} minutes from {summary.get('data_from_utc', '?')}"
-            f" UTC; tick {inst.tick_size}, lot {inst.lot_size}",
+            f"; tick {inst.tick_size}, lot {inst.lot_size}",
         ),
         Assumption(
             "Quote refresh",
@@ -286,7 +290,10 @@ def replay_assumptions(
         ),
     ]
     for k, v in cfg.assumptions().items():
-        out.append(Assumption(_REPLAY_NAMES.get(k, k), _plain(v), f"{k} = {v}"))
+        if k in ("maker_fee_bps", "taker_fee_bps"):
+            continue  # one Fees line below
+        shown = _REPLAY_VALUES.get((k, v), _plain(v)) if isinstance(v, bool) else _plain(v)
+        out.append(Assumption(_REPLAY_NAMES.get(k, k), shown, f"{k} = {v}"))
     out.append(_fees(inst))
     return out
 
