@@ -26,7 +26,7 @@ from api.errors import ApiError
 from api.ratelimit import RateLimiter
 from flashmm import tracing
 from flashmm.config import Settings
-from workers.client import data_converter
+from flashmm.temporal.client import data_converter
 
 
 @dataclass

@@ -29,7 +29,7 @@ from api.context import AppContext
 from api.errors import ApiError
 from flashmm.hotpath_client import send_command
 from flashmm.inputs import short, storable_text
-from workers.client import start_emergency_stop
+from workflows.starters import start_emergency_stop
 from workflows.types import EmergencyStopInput
 
 log = logging.getLogger(__name__)

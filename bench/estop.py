@@ -22,8 +22,8 @@ async def _measure(rounds: int) -> tuple[list[float], list[float]]:
     from temporalio.testing import WorkflowEnvironment
 
     from flashmm.config import load_settings
-    from workers.client import start_emergency_stop
     from workers.run import control_worker, host_workers
+    from workflows.starters import start_emergency_stop
     from workflows.types import EmergencyStopInput
 
     run = Path(mkdtemp(prefix="flashmm-estop-"))

@@ -118,7 +118,7 @@ def temporal_fire(client: Client) -> Fire:
     """Start the incident's DeadmanSwitch workflow (or find it already started)."""
 
     async def fire(inp: DeadmanInput) -> str:
-        from workers.client import start_deadman
+        from workflows.starters import start_deadman
 
         handle = await start_deadman(client, inp)
         return handle.id

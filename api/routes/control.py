@@ -18,7 +18,7 @@ from api.deps import ctx, require
 from api.errors import COMMON
 from api.models import Reason, Strict
 from flashmm.inputs import InputError
-from workers.client import ensure_lifecycle
+from workflows.starters import ensure_lifecycle
 from workflows.types import ChangeRequest, lifecycle_id
 
 router = APIRouter(prefix="/v1/markets", responses=COMMON, tags=["markets"])

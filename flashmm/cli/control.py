@@ -110,7 +110,7 @@ def run_codec_server(args: argparse.Namespace) -> int:
 
 
 def run_runbook(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.client import connect
+    from flashmm.temporal.client import connect
     from workflows.types import CONTROL_QUEUE, RUNBOOKS, Decision, RunbookInput
 
     async def go() -> object:
@@ -148,7 +148,7 @@ def run_runbook(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_deploy_model(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.client import connect
+    from flashmm.temporal.client import connect
     from workflows.types import CONTROL_QUEUE, DeployModelInput, deploy_model_id
 
     settings.market(args.market)
@@ -184,8 +184,8 @@ def run_worker(
     """Run the role's workers until SIGTERM/SIGINT. Roles that run workflows (control, all)
     first check the namespace has the search attributes the workflows upsert and exit 2,
     naming them and the command that registers them, when it does not."""
+    from flashmm.temporal.client import connect
     from flashmm.temporal.search_attributes import SearchAttributesMissingError, check
-    from workers.client import connect
     from workers.run import control_worker, host_workers, run_workers
     from workers.schedules import ensure_schedules
 
@@ -234,7 +234,8 @@ def run_worker(
 
 
 def run_market(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.client import connect, ensure_lifecycle
+    from flashmm.temporal.client import connect
+    from workflows.starters import ensure_lifecycle
     from workflows.types import ChangeRequest
 
     settings.market(args.symbol)  # refuse unknown markets before touching Temporal
@@ -255,7 +256,8 @@ def run_market(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_estop(settings: Settings, args: argparse.Namespace) -> int:
     from flashmm.inputs import InputError, check_text
-    from workers.client import connect, start_emergency_stop
+    from flashmm.temporal.client import connect
+    from workflows.starters import start_emergency_stop
     from workflows.types import EmergencyStopInput
 
     markets = [m.symbol for m in settings.markets] if args.all else args.market

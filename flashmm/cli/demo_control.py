@@ -179,7 +179,8 @@ class ControlPlane:
 
     async def start_markets(self, settings: Settings) -> dict[str, str]:
         """Ensure each market's lifecycle workflow and start it trading."""
-        from workers.client import connect, ensure_lifecycle
+        from flashmm.temporal.client import connect
+        from workflows.starters import ensure_lifecycle
         from workflows.types import ChangeRequest
 
         client = await connect(self.address)

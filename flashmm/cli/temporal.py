@@ -32,7 +32,7 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 async def _attempt(settings: Settings, action: str) -> dict[str, object]:
     from flashmm.temporal import search_attributes as sa
-    from workers.client import connect
+    from flashmm.temporal.client import connect
 
     client = await connect(settings.control.temporal_address, settings.control.namespace)
     out: dict[str, object] = {"namespace": client.namespace}

@@ -27,7 +27,6 @@ from temporalio.worker import Worker
 from activities.backup import BackupActivities
 from activities.records import RecordActivities
 from flashmm.backup import redisdump
-from flashmm.backup.client import start_backup, start_restore
 from flashmm.backup.config import BackupSettings
 from flashmm.backup.store import LocalStore
 from flashmm.config import Settings, load_settings
@@ -35,6 +34,7 @@ from flashmm.stores.pg import audit
 from flashmm.stores.pg.migrate import migrate
 from tests.workflows.conftest import _dev
 from workflows.backup import Backup, BackupInput, BackupPart, Restore, RestoreInput
+from workflows.starters import start_backup, start_restore
 from workflows.types import CONTROL_QUEUE
 
 KEYS_WITH_TTL = {b"orderbook:SEI/USDC": 60_000, b"predictions:SEI/USDC": 300_000}

@@ -24,8 +24,8 @@ from temporalio.testing import WorkflowEnvironment
 from flashmm.config import Settings, load_settings
 from flashmm.temporal.search_attributes import KEYS
 from flashmm.venue.sei.wallet import Wallet
-from workers.client import start_emergency_stop
 from workers.run import control_worker, host_workers
+from workflows.starters import start_emergency_stop
 from workflows.types import EmergencyStopInput
 
 MARKET = "SEI/USDC"

@@ -18,8 +18,8 @@ import pytest
 from api.auth.roles import Role
 from tests.api.conftest import JWT_SECRET, Harness, make_harness, settings_for
 from tests.integration.test_estop_e2e import MARKET, Platform, _ge, _spawn, _until, platform
-from workers.client import start_emergency_stop
 from workers.run import control_worker, host_workers
+from workflows.starters import start_emergency_stop
 from workflows.types import EmergencyStopInput, EmergencyStopResult
 
 

@@ -635,7 +635,7 @@ async def test_control_worker_killed_between_funding_and_switching(
 
 def _control_worker_main() -> None:
     """The crash test's control worker process (settings from the environment)."""
-    from workers.client import connect
+    from flashmm.temporal.client import connect
     from workers.run import run_workers
 
     async def go() -> None:

@@ -14,8 +14,9 @@ import pytest
 import pytest_asyncio
 
 from flashmm.cli.demo_control import ControlPlane
+from flashmm.temporal.client import connect
 from flashmm.temporal.codec import ENCODING, new_key_spec
-from workers.client import connect, start_emergency_stop
+from workflows.starters import start_emergency_stop
 from workflows.types import CONTROL_QUEUE, EmergencyStopInput, LifecycleInput, lifecycle_id
 
 CHROMIUM = shutil.which("chromium")

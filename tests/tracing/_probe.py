@@ -16,8 +16,9 @@ def off() -> None:
     from api.middleware import Tracing
     from flashmm import tracing
     from flashmm.config import Settings
+    from flashmm.temporal import client  # noqa: F401  (their imports, too)
     from hotpath import control_tracing
-    from workers import client, run  # noqa: F401  (their imports, too)
+    from workers import run  # noqa: F401
 
     settings = Settings()
     assert tracing.endpoint(settings) == ""

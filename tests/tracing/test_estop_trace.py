@@ -21,10 +21,10 @@ from temporalio import activity
 from temporalio.worker import Worker
 
 from api.auth.roles import Role
+from flashmm.temporal.client import connect
 from tests.api.conftest import JWT_SECRET, PASSWORD, jwt_env, make_harness, settings_for
 from tests.integration.test_control import TOKEN, hot_path, wait_for
 from tests.workflows.conftest import _dev
-from workers.client import connect
 from workers.run import host_workers
 from workflows.estop import EmergencyStop
 from workflows.types import (

@@ -118,7 +118,7 @@ def test_workers_get_the_interceptor_once(memory_spans: object) -> None:
 
     from flashmm import tracing
 
-    # a client from workers.client.connect carries it: its workers inherit it, none added
+    # a client from flashmm.temporal.client.connect carries it: its workers inherit it, none added
     (on_client,) = tracing.temporal_interceptors()
     assert isinstance(on_client, TracingInterceptor)
     assert tracing.worker_interceptors(_Client([on_client])) == []  # type: ignore[arg-type]

@@ -17,13 +17,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from flashmm.temporal.client import encrypting
 from flashmm.temporal.codec import EncryptionCodec, parse_keys
 from tests.workflows.conftest import _dev
 from tests.workflows.test_estop import World, workers
 from tests.workflows.test_lifecycle import MARKET, FakeHotpath
-from workers.client import encrypting, start_emergency_stop
 from workflows.lifecycle import TradingLifecycle
 from workflows.risk_reset import DailyRiskReset
+from workflows.starters import start_emergency_stop
 from workflows.types import (
     CONTROL_QUEUE,
     ChangeRequest,

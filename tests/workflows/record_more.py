@@ -17,11 +17,11 @@ from tests.workflows.test_estop import World, workers
 from tests.workflows.test_estop_robust import Broken
 from tests.workflows.test_lifecycle import MARKET, FakeHotpath
 from tests.workflows.test_lifecycle_races import GatedHotpath
-from workers.client import start_deadman, start_emergency_stop
 from workflows.deadman import DeadmanInput
 from workflows.estop import EmergencyStop
 from workflows.lifecycle import TradingLifecycle
 from workflows.scheduled import ScheduledStart, ScheduledStartInput
+from workflows.starters import start_deadman, start_emergency_stop
 from workflows.types import (
     CONTROL_QUEUE,
     ChangeRequest,

@@ -13,8 +13,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from flashmm.temporal.client import encrypting
 from flashmm.temporal.codec import EncryptionCodec, new_key_spec, parse_keys
-from workers.client import encrypting
 
 SECRET = "sei1qqqqsecretaddress holds 987654321 usei"
 

@@ -11,9 +11,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from workers.client import start_deadman
 from workflows.deadman import DeadmanInput, DeadmanSwitch
 from workflows.lifecycle import TradingLifecycle
+from workflows.starters import start_deadman
 from workflows.types import (
     CONTROL_QUEUE,
     AuditEntry,

@@ -13,9 +13,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from workers.client import start_emergency_stop
 from workflows.estop import EmergencyStop
 from workflows.lifecycle import TradingLifecycle
+from workflows.starters import start_emergency_stop
 from workflows.types import (
     CONTROL_QUEUE,
     AuditEntry,

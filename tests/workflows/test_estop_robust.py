@@ -14,9 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.workflows.test_estop import MARKETS, World, workers
-from workers.client import start_emergency_stop
 from workflows.estop import EmergencyStop
 from workflows.policies import KEY_UNAVAILABLE
+from workflows.starters import start_emergency_stop
 from workflows.types import CONTROL_QUEUE, EmergencyStopInput, VenueRequest, host_queue
 
 

@@ -11,8 +11,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from flashmm.temporal.client import encrypting
 from tests.workflows.record_histories import corpus_codec
-from workers.client import encrypting
 from workers.run import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))

@@ -189,7 +189,7 @@ async def test_the_worker_command_serves_sdk_metrics_per_task_queue() -> None:
     )
     try:
         # a TradingLifecycle run by that worker: its first workflow task upserts Market
-        from workers.client import ensure_lifecycle
+        from workflows.starters import ensure_lifecycle
 
         handle = await ensure_lifecycle(env.client, "SEI/USDC")
         status = await asyncio.wait_for(handle.query("status"), 60)

@@ -12,9 +12,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from flashmm.temporal.client import connect
 from flashmm.temporal.codec import new_key_spec
-from workers.client import connect, start_emergency_stop
 from workflows.estop import EmergencyStop
+from workflows.starters import start_emergency_stop
 from workflows.types import CONTROL_QUEUE, EmergencyStopInput
 
 
