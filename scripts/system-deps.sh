@@ -5,7 +5,8 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
-command -v promtool >/dev/null || need+=(prometheus)
+# promtool checks the rules; flashmm demo runs the server (the same package)
+{ command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)  # the Temporal UI test (headless)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)

@@ -7,7 +7,11 @@ restarted one comes back halted until resumed); the other markets trade on. Ctrl
 which cancel everything, a check that the chain holds none of our orders, then Temporal and
 the localnet), prints one line per process and removes its temporary folder. While it runs,
 a connection profile lets ``flashmm market``/``estop``/... reach it with no flags
-(``flashmm/profile.py``).
+(``flashmm/profile.py``). On a terminal the status is a dashboard that redraws in place, and
+the children's stderr goes to a log file in the run folder; ``--plain`` or a non-terminal
+gets one line per market per interval (``flashmm/cli/demo_screen.py``). A Prometheus with
+the project's alerting rules scrapes every process it starts when Debian's ``prometheus`` is
+installed (``flashmm/cli/demo_prometheus.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import signal
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +35,18 @@ BUNDLED_MODEL = Path(__file__).resolve().parents[2] / "models" / "market-transfo
 
 
 def run_platform_demo(
-    settings: Settings, duration: float | None, config: str | None, keep: bool = False
+    settings: Settings,
+    duration: float | None,
+    config: str | None,
+    keep: bool = False,
+    plain: bool = False,
 ) -> int:
+    """``plain``: line output even on a terminal (the dashboard needs a terminal anyway)."""
     from flashmm.cli.terminal import own_foreground
 
+    dashboard = not plain and sys.stdout.isatty()
     with own_foreground():
-        return asyncio.run(_demo(settings, duration, config, keep))
+        return asyncio.run(_demo(settings, duration, config, keep, dashboard))
 
 
 class _Proc:
@@ -138,12 +147,16 @@ async def _report_restart(p: _Proc) -> None:
         )
 
 
-async def _demo(settings: Settings, duration: float | None, config: str | None, keep: bool) -> int:
+async def _demo(
+    settings: Settings, duration: float | None, config: str | None, keep: bool, dashboard: bool
+) -> int:
     import shutil
     import tempfile
 
     from flashmm import profile
+    from flashmm.cli import demo_screen
     from flashmm.cli.demo_control import ControlPlane
+    from flashmm.cli.demo_prometheus import Prometheus, start_for_demo
 
     env = dict(os.environ)
     if config:
@@ -162,7 +175,12 @@ async def _demo(settings: Settings, duration: float | None, config: str | None, 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     node: _Proc | None = None
+    prom: Prometheus | None = None
     started_stores = False
+    log_file = run_dir / "demo.log"
+    quiet = contextlib.ExitStack()  # the dashboard: stderr (ours, the children's) to the log
+    if dashboard:
+        quiet.enter_context(demo_screen.stderr_to(log_file))
     try:
         if settings.stores.enabled:
             settings, store_env, started_stores = await asyncio.to_thread(_ensure_stores, settings)
@@ -190,6 +208,11 @@ async def _demo(settings: Settings, duration: float | None, config: str | None, 
             f"http://127.0.0.1:{node_metrics}/metrics",
             flush=True,
         )
+        if dashboard:
+            print(
+                f"  log: {log_file}  (the processes' warnings and errors; kept with --keep-files)",
+                flush=True,
+            )
         hp_env = {
             **env,
             "FLASHMM_VENUE__REST_URLS": json.dumps([rest]),
@@ -207,6 +230,7 @@ async def _demo(settings: Settings, duration: float | None, config: str | None, 
             flush=True,
         )
         hotpaths: dict[str, str] = {}
+        scrape: dict[str, list[str]] = {"flashmm-localnet": [f"127.0.0.1:{node_metrics}"]}
         for m in settings.markets:
             port = _free_port()
             cport = _free_port()
@@ -214,13 +238,20 @@ async def _demo(settings: Settings, duration: float | None, config: str | None, 
             args = ["hotpath", "--market", m.symbol, "--json", "--metrics-port", str(port)]
             children.append(await _spawn(m.symbol, args, {**hp_env, **control.hotpath_env(cport)}))
             print(f"  {m.symbol}: metrics http://127.0.0.1:{port}/metrics", flush=True)
-        await control.start_worker(hp_env, hotpaths)  # venue activities need the localnet
+            scrape.setdefault("flashmm-hotpath", []).append(f"127.0.0.1:{port}")
+        worker_metrics = _free_port()
+        scrape["flashmm-worker"] = [f"127.0.0.1:{worker_metrics}"]
+        await control.start_worker(  # venue activities need the localnet
+            {**hp_env, "FLASHMM_CONTROL__METRICS_PORT": str(worker_metrics)}, hotpaths
+        )
         pw_file = await control.start_api(hp_env, hotpaths)
         print(
             f"  API: {control.api}  (user admin, password in {pw_file}; "
             f"schema {control.api}/openapi.json)",
             flush=True,
         )
+        scrape["flashmm-api"] = [control.api.removeprefix("http://")]
+        prom = await start_for_demo(run_dir, scrape)
         await asyncio.gather(*(_wait_control(c) for c in children))
         control.hotpath_state = {c.name: c.control for c in children}
         started = await control.start_markets(settings)
@@ -237,20 +268,25 @@ async def _demo(settings: Settings, duration: float | None, config: str | None, 
                 flush=True,
             )
         addresses = {m.symbol: _trader_address(settings, m.symbol) for m in settings.markets}
+        links = {"API": control.api, "Temporal UI": control.ui}
+        links |= {"Prometheus": prom.url} if prom else {}
+        links |= {"log": str(log_file)} if dashboard else {}
         t0 = time.monotonic()
         dead: dict[str, float] = {}
         restart_s = settings.deadman.timeout_s + 1.0
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), settings.hotpath.status_interval_s)
-                await _supervise(children, dead, restart_s)
-                await _show(http, rest, addresses, settings, children, time.monotonic() - t0)
-                if duration is not None and time.monotonic() - t0 >= duration:
-                    break
+            with demo_screen.Display(dashboard, links, log_file, control.address, prom) as show:
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), settings.hotpath.status_interval_s)
+                    await _supervise(children, dead, restart_s)
+                    views = await _views(http, rest, addresses, settings, children)
+                    show.update(views, time.monotonic() - t0)
+                    if duration is not None and time.monotonic() - t0 >= duration:
+                        break
             print("flashmm demo: stopping", flush=True)
             lines, clean = await _stop_in_order(
-                control, children, node, http, rest, addresses, settings
+                control, children, node, http, rest, addresses, settings, prom
             )
         for line in lines:
             print(line, flush=True)
@@ -259,8 +295,11 @@ async def _demo(settings: Settings, duration: float | None, config: str | None, 
         for c in children:
             await c.stop()
         await control.stop()
+        if prom is not None:
+            await prom.stop()
         if node is not None:
             await node.stop()
+        quiet.close()  # stderr back to the terminal before anything else is said
         if profile_path is not None:
             profile.remove(profile_path, os.getpid())
         if started_stores:  # started for this run: stopped with it
@@ -282,6 +321,7 @@ async def _stop_in_order(
     rest: str,
     addresses: dict[str, str],
     settings: Settings,
+    prom: Any = None,
 ) -> tuple[list[str], bool]:
     """Dependency order: the API and the worker first (no new commands, no dead-man's switch
     firing on a hot path that is stopping), then the hot paths, which cancel their orders
@@ -301,6 +341,8 @@ async def _stop_in_order(
             f"{left.get(c.name, '?')}"
         )
     lines += [f"{name}: stopped ({how})" for name, how in (await control.stop()).items()]
+    if prom is not None:
+        lines.append(f"prometheus: stopped ({await prom.stop()})")
     await node.stop()
     lines.append(f"localnet: stopped (exit {node.proc.returncode})")
     return lines, all(left.get(c.name) == 0 for c in children)
@@ -430,52 +472,34 @@ async def _balances(http: aiohttp.ClientSession, rest: str, address: str) -> dic
         return {}
 
 
-async def _show(
+async def _views(
     http: aiohttp.ClientSession,
     rest: str,
     addresses: dict[str, str],
     settings: Settings,
     children: list[_Proc],
-    elapsed: float,
-) -> None:
+) -> list[Any]:
+    """Each market's hot-path status beside what the chain holds for it."""
+    from flashmm.cli.demo_screen import MarketView
+
     chain_orders = await _chain_open_orders(http, rest, addresses, settings)
+    limit = settings.risk_limits().max_position_notional
+    views = []
     for c, m in zip(children, settings.markets, strict=True):
-        bal = await _balances(http, rest, addresses[m.symbol])
-        st = c.latest
-        if c.proc.returncode is not None:
-            print(
-                f"[{elapsed:6.1f}s] {m.symbol:<9} DEAD (exit {c.proc.returncode}), restarting | "
-                f"chain: open {chain_orders.get(m.symbol, '?')}",
-                flush=True,
-            )
-            continue
-        if not st:
-            print(f"[{elapsed:6.1f}s] {m.symbol:<9} starting...", flush=True)
-            continue
-        tick = m.tick_size
-
-        def px(t: int, tick: Decimal = tick) -> str:
-            return f"{t * tick:.4f}" if t else "-"
-
         price_denom, asset_denom = m.denoms()
-        print(
-            f"[{elapsed:6.1f}s] {m.symbol:<9} {st['state']:<8} mkt {px(st['best_bid'])}/"
-            f"{px(st['best_ask'])} ours {px(st['our_bid'])}/{px(st['our_ask'])} "
-            f"pos {st['position_lots']:+d} rPnL {st['realized']:+.3f} uPnL "
-            f"{st['unrealized']:+.3f} fills {st['fills']} cycle p50/p99 "
-            f"{st['cycle_p50_us']:.0f}/{st['cycle_p99_us']:.0f}µs{_stores(st)} | chain: open "
-            f"{chain_orders.get(m.symbol, '?')} {asset_denom} "
-            f"{bal.get(asset_denom, 0) / 1e6:,.2f} {price_denom} "
-            f"{bal.get(price_denom, 0) / 1e6:,.2f}",
-            flush=True,
+        views.append(
+            MarketView(
+                m.symbol,
+                c.latest,
+                c.proc.returncode,
+                c.restarts,
+                chain_orders.get(m.symbol),
+                await _balances(http, rest, addresses[m.symbol]),
+                price_denom,
+                asset_denom,
+                m.tick_size,
+                m.lot_size,
+                limit,
+            )
         )
-
-
-def _stores(st: dict[str, Any]) -> str:
-    s = st.get("stores")
-    if not s:
-        return ""
-    flags = "".join(
-        ("P" if s["postgres"] else "p", "R" if s["redis"] else "r", "T" if s["timeseries"] else "t")
-    )
-    return f" stores {flags}" + (f" backlog {s['backlog']}" if s["backlog"] else "")
+    return views

@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="serve Prometheus /metrics on 127.0.0.1:PORT (default: off)",
     )
+    d.add_argument(
+        "--plain",
+        action="store_true",
+        help="one status line per market per second instead of the terminal dashboard",
+    )
 
     h = sub.add_parser(
         "hotpath",
@@ -202,7 +207,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         from flashmm.cli.demo import run_platform_demo
 
         return run_platform_demo(
-            load_settings(args.config), args.duration, args.config, keep=args.keep_files
+            load_settings(args.config),
+            args.duration,
+            args.config,
+            keep=args.keep_files,
+            plain=args.plain,
         )
     from flashmm.cli.demo_sim import run_demo
 
