@@ -22,10 +22,12 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.chain import open_chain
 from flashmm.config import Settings
 from flashmm.keys.keystore import KeyMeta, Keystore, KeystoreError
+from flashmm.keys.refs import resolve_key
+from flashmm.venue.sei.chain import SeiChain, TxResult
 from flashmm.venue.sei.gas import GasConfig, GasEstimator, Urgency
-from flashmm.venue.sei.rest import RestClient
 from flashmm.venue.sei.tx import FEE_DENOM, build_tx, send_msg, tx_hash
 from flashmm.venue.sei.wallet import Wallet, valid_address
 from workflows.policies import KEY_UNAVAILABLE
@@ -84,11 +86,9 @@ class KeyActivities:
         except KeystoreError as e:
             raise ApplicationError(str(e), type="KeystoreError", non_retryable=True) from None
 
-    async def _wallet(self, ref: str, market: str) -> Wallet:
-        from flashmm.cli.hotpath import resolve_key
-
+    async def _wallet(self, ref: str) -> Wallet:
         try:
-            wallet: Wallet = await asyncio.to_thread(resolve_key, self.s, ref, market)
+            wallet = await asyncio.to_thread(resolve_key, self.s, ref)
         except Exception as e:  # wrong secret, unknown or retired key, unsupported reference
             raise ApplicationError(
                 f"cannot use key {ref.split(':')[0]}: {e}",
@@ -132,7 +132,7 @@ class KeyActivities:
                 return _info(await asyncio.to_thread(self._keystore().meta, _keystore_id(ref)))
             except KeystoreError as e:
                 raise ApplicationError(str(e), type=KEY_UNAVAILABLE, non_retryable=True) from None
-        wallet = await self._wallet(ref, "")
+        wallet = await self._wallet(ref)
         return KeyInfo(ref, wallet.address, "dev", "active")
 
     @activity.defn(name="keys_retire")
@@ -144,24 +144,15 @@ class KeyActivities:
             raise ApplicationError(str(e), type=KEY_UNAVAILABLE, non_retryable=True) from None
 
     # --- venue --------------------------------------------------------------------------------
-    def _rest(self) -> RestClient:
-        return RestClient(tuple(self.s.venue.rest_urls))
-
     @staticmethod
-    async def _balances(rest: RestClient, address: str) -> dict[str, int]:
-        status, data = await rest.get(f"/cosmos/bank/v1beta1/balances/{address}")
-        if status != 200:
-            raise ApplicationError(f"balances query failed: {status}")
-        return {b["denom"]: int(b["amount"]) for b in data["balances"] if int(b["amount"])}
+    async def _balances(chain: SeiChain, address: str) -> dict[str, int]:
+        return {d: v for d, v in (await chain.balances(address)).items() if v}
 
     @activity.defn(name="bank_balances")
     async def balances(self, address: str) -> dict[str, int]:
         """Non-zero balances of an address (no key needed: works for retired keys too)."""
-        rest = self._rest()
-        try:
-            return await self._balances(rest, address)
-        finally:
-            await rest.close()
+        async with open_chain(self.s) as chain:
+            return await self._balances(chain, address)
 
     @activity.defn(name="bank_prepare_transfer")
     async def prepare_transfer(self, req: TransferRequest) -> PreparedTransfer:
@@ -178,17 +169,16 @@ class KeyActivities:
                 type=KEY_UNAVAILABLE,
                 non_retryable=True,
             )
-        wallet = await self._wallet(req.from_ref, req.market)
+        wallet = await self._wallet(req.from_ref)
         gas = GasEstimator(
             GasConfig(gas_price=self.s.venue.gas_price, max_fee_usei=self.s.venue.max_fee_usei)
         )
         limit = gas.gas_limit(0, 0)
         fee = gas.fee(limit, Urgency.NORMAL)
-        rest = self._rest()
-        try:
-            have = await self._balances(rest, wallet.address)
+        async with open_chain(self.s) as chain:
+            have = await self._balances(chain, wallet.address)
             if req.mode == "top_up":
-                there = await self._balances(rest, req.to_address)
+                there = await self._balances(chain, req.to_address)
                 amounts = {
                     d: v - there.get(d, 0)
                     for d, v in sorted(req.coins.items())
@@ -218,29 +208,23 @@ class KeyActivities:
                 amounts = {d: v for d, v in sorted(amounts.items()) if v > 0}
                 if not amounts:
                     return PreparedTransfer(wallet.address, req.to_address, {}, note="empty")
-            status, acct = await rest.get(f"/cosmos/auth/v1beta1/accounts/{wallet.address}")
-            if status != 200:
-                raise ApplicationError(f"account lookup failed: {status}")
-            a = acct["account"]
-            sequence = int(a["sequence"])
-            tx = build_tx(
-                wallet,
-                [send_msg(wallet.address, req.to_address, amounts)],
-                chain_id=self.s.venue.chain_id,
-                account_number=int(a["account_number"]),
-                sequence=sequence,
-                gas_limit=limit,
-                fee_amount=fee,
-                memo=req.memo,
-            )
-        finally:
-            await rest.close()
+            acct = await chain.account(wallet.address)
+        tx = build_tx(
+            wallet,
+            [send_msg(wallet.address, req.to_address, amounts)],
+            chain_id=self.s.venue.chain_id,
+            account_number=acct.number,
+            sequence=acct.sequence,
+            gas_limit=limit,
+            fee_amount=fee,
+            memo=req.memo,
+        )
         return PreparedTransfer(
             wallet.address,
             req.to_address,
             amounts,
             fee,
-            sequence,
+            acct.sequence,
             tx_hash(tx),
             base64.b64encode(tx).decode(),
         )
@@ -253,19 +237,13 @@ class KeyActivities:
         ``InsufficientFunds`` (refused at admission)."""
         if not p.amounts:
             return TransferOutcome("", 0, {}, 0, f"nothing to move: {p.note}")
-        rest = self._rest()
-        try:
-            found = await self._lookup(rest, p.tx_hash)
+        async with open_chain(self.s) as chain:
+            found = await chain.tx(p.tx_hash)
             how = "found landed"
             if found is None:
                 how = "landed"
-                status, data = await rest.post(
-                    "/cosmos/tx/v1beta1/txs", {"tx_bytes": p.tx_b64, "mode": "BROADCAST_MODE_SYNC"}
-                )
-                r = data.get("tx_response") if isinstance(data, dict) else None
-                if status != 200 or not r:
-                    raise ApplicationError(f"broadcast answered {status}: {data}")
-                code, log = int(r["code"]), str(r.get("raw_log", ""))
+                answer = await chain.broadcast(base64.b64decode(p.tx_b64))
+                code, log = answer.code, answer.raw_log
                 if code == INSUFFICIENT_FUNDS:
                     raise ApplicationError(log, type="InsufficientFunds", non_retryable=True)
                 if code not in (0, ALREADY_IN_CACHE, WRONG_SEQUENCE):
@@ -274,7 +252,7 @@ class KeyActivities:
                         type="TransferRefused",
                         non_retryable=True,
                     )
-                found = await self._await_block(rest, p.tx_hash)
+                found = await self._await_block(chain, p.tx_hash)
                 if found is None and code == WRONG_SEQUENCE:
                     raise ApplicationError(
                         f"sequence {p.sequence} of {p.from_address} went to another "
@@ -284,35 +262,22 @@ class KeyActivities:
                     )
                 if found is None:  # retried: the same bytes again
                     raise ApplicationError(f"{p.tx_hash} not in a block yet", type="Unconfirmed")
-        finally:
-            await rest.close()
-        code, height, log = found
-        if code != 0:
+        if found.code != 0:
             raise ApplicationError(
-                f"transfer {p.tx_hash} failed in block {height}: code {code}: {log}",
+                f"transfer {p.tx_hash} failed in block {found.height}: code {found.code}: "
+                f"{found.raw_log}",
                 type="TransferFailed",
                 non_retryable=True,
             )
-        return TransferOutcome(p.tx_hash, height, p.amounts, p.fee, how)
+        return TransferOutcome(p.tx_hash, found.height, p.amounts, p.fee, how)
 
-    async def _await_block(self, rest: RestClient, h: str) -> tuple[int, int, str] | None:
+    async def _await_block(self, chain: SeiChain, h: str) -> TxResult | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.confirm_timeout_s
         while loop.time() < deadline:
             activity.heartbeat({"tx_hash": h})
             await asyncio.sleep(self.poll_s)
-            found = await self._lookup(rest, h)
+            found = await chain.tx(h)
             if found is not None:
                 return found
         return None
-
-    @staticmethod
-    async def _lookup(rest: RestClient, h: str) -> tuple[int, int, str] | None:
-        """(code, height, log) of a transaction in a block, or None if none holds it."""
-        status, data = await rest.get(f"/cosmos/tx/v1beta1/txs/{h}")
-        if status == 404:
-            return None
-        if status != 200:
-            raise ApplicationError(f"tx lookup answered {status}")
-        r = data["tx_response"]
-        return int(r["code"]), int(r.get("height", 0)), str(r.get("raw_log", ""))

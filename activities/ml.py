@@ -84,9 +84,8 @@ class MLActivities:
         return task.result()
 
     def _validate(self, candidate: str, live: str, inp: DeployModelInput) -> ValidationReport:
-        from flashmm.cli.ml import parse_seeds
         from flashmm.ml.calibration import horizon_metrics
-        from flashmm.ml.dataset import Dataset, simulate
+        from flashmm.ml.dataset import Dataset, parse_seeds, simulate
         from flashmm.ml.evaluate import EvalModel, logits_on
         from flashmm.ml.export import load
         from flashmm.ml.schema import SchemaMismatchError

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flashmm.domain.orders import Fill, Order
+from flashmm.domain.symbols import file_stem
 from flashmm.stores.pg.writer import DurableWriter
 from flashmm.stores.redis_state import RedisState
 from flashmm.stores.timeseries import TimeSeriesWriter
@@ -238,11 +239,10 @@ async def open_sinks(settings: Any, symbol: str) -> tuple[StoreSinks, str | None
             halted = row["reason"] or "halted before restart"
     except (OSError, TimeoutError, asyncpg.PostgresError) as e:
         log.warning("PostgreSQL unavailable at start-up (%s); records will be journaled", e)
-    safe = "".join(ch if ch.isalnum() else "_" for ch in symbol)
     sinks = StoreSinks(
         pg=DurableWriter(
             st.postgres_dsn,
-            Path(st.journal_dir) / f"{safe}.jsonl",
+            Path(st.journal_dir) / f"{file_stem(symbol)}.jsonl",
             memory_limit=st.writer_memory_limit,
         ),
         redis=RedisState(st.redis_url),

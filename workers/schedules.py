@@ -25,6 +25,7 @@ from temporalio.client import (
 
 from flashmm.backup.config import backup_settings
 from flashmm.config import Settings
+from flashmm.domain.symbols import slug
 from workflows.backup import BackupInput
 from workflows.rotate_key import RotateKeyInput, rotation_id
 from workflows.scheduled import ScheduledStartInput
@@ -73,8 +74,7 @@ def _per_market(settings: Settings) -> dict[str, Schedule]:
     ctl = settings.control
     out: dict[str, Schedule] = {}
     for m in settings.markets:
-        slug = "".join(c.lower() if c.isalnum() else "-" for c in m.symbol)
-        out[f"key-rotation-{slug}"] = Schedule(
+        out[f"key-rotation-{slug(m.symbol)}"] = Schedule(
             action=_singleton(
                 "RotateSigningKey",
                 rotation_id(m.symbol),
@@ -95,7 +95,7 @@ def _per_market(settings: Settings) -> dict[str, Schedule]:
                 note="" if ctl.warm_key_ref else SETTINGS_NOTES[0],
             ),
         )
-        out[f"retrain-{slug}"] = Schedule(
+        out[f"retrain-{slug(m.symbol)}"] = Schedule(
             action=_singleton(
                 "DeployModel",
                 deploy_model_id(m.symbol),

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from flashmm.domain.symbols import slug
+
 CONTROL_QUEUE = "flashmm-control"
 
 
 def host_queue(market: str) -> str:
     """The per-host task queue that pins a market's hot-path activities to its machine."""
-    return "flashmm-host-" + "".join(ch.lower() if ch.isalnum() else "-" for ch in market)
+    return "flashmm-host-" + slug(market)
 
 
 def lifecycle_id(market: str) -> str:

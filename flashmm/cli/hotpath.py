@@ -45,6 +45,7 @@ async def _run(
     metrics_port: int,
     metrics_host: str | None = None,
 ) -> None:
+    from flashmm.domain.symbols import order_prefix
     from flashmm.venue.factory import make_venue
     from hotpath.engine import MarketMaker
     from hotpath.loop import LoopConfig, QuoteLoop
@@ -53,7 +54,7 @@ async def _run(
     m = settings.market(symbol)
     inst = m.instrument()
     venue = make_venue(settings, symbol)
-    prefix = "".join(ch for ch in symbol.lower() if ch.isalnum())[:8]
+    prefix = order_prefix(symbol)
     model_signal = _signal(settings)
     mm = MarketMaker(
         inst,
@@ -200,19 +201,20 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
     import os
     from pathlib import Path
 
+    from flashmm.domain.symbols import file_stem
+    from flashmm.keys.refs import resolve_key
     from hotpath.control import ControlServer
     from hotpath.control_state import ControlState
 
     hp = settings.hotpath
-    safe = "".join(ch if ch.isalnum() else "_" for ch in symbol)
-    state_file = Path(hp.state_dir) / f"{safe}.control.json"
+    state_file = Path(hp.state_dir) / f"{file_stem(symbol)}.control.json"
     token = os.environ.get(hp.control_token_env, "")
     if not token:
         ql.mm.enabled = hp.start_state == "trading"
         return None
 
     async def switch_key(ref: str) -> str:
-        wallet = resolve_key(settings, ref, symbol)
+        wallet = resolve_key(settings, ref)
         was = ql.mm.enabled
         ql.mm.enabled = False  # no re-quoting with the old key while it drains
         try:
@@ -280,18 +282,3 @@ async def _audit_ceilings(settings: Settings, symbol: str, changes: dict[str, An
             await conn.close()
     except (OSError, asyncpg.PostgresError, TimeoutError) as e:
         log.warning("risk ceiling change not audited: %s", type(e).__name__)
-
-
-def resolve_key(settings: Settings, ref: str, symbol: str) -> Any:
-    """A key reference to a wallet: ``keystore:<id>``, or ``dev:<name>`` in dev/test."""
-    from pathlib import Path
-
-    from flashmm.keys.keystore import Keystore
-    from flashmm.venue.sei.wallet import Wallet, dev_mnemonic
-
-    kind, _, name = ref.partition(":")
-    if kind == "keystore":
-        return Keystore.from_env(Path(settings.hotpath.keystore_dir)).wallet(name)
-    if kind == "dev" and settings.environment in ("dev", "test"):
-        return Wallet.from_mnemonic(dev_mnemonic(name))
-    raise ValueError(f"unsupported key reference {ref.split(':')[0]!r}")

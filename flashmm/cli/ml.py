@@ -25,23 +25,6 @@ BASELINES = ("mlp", "logistic")
 SAMPLE_S = 0.2
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"1-8"``, ``"3"`` or ``"1,4,10-12"`` -> sorted unique seeds."""
-    seeds: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        try:
-            a = int(lo)
-            b = int(hi) if sep else a
-        except ValueError:
-            raise ValueError(f"bad seed list {text!r} (e.g. 1-8 or 1,3,5-7)") from None
-        if b < a:
-            raise ValueError(f"bad seed range {part!r}")
-        seeds.update(range(a, b + 1))
-    return sorted(seeds)
-
-
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=KINDS, default="transformer", help="model (transformer)")
     p.add_argument("--seeds", default="1-8", help="simulated sessions to train on (1-8)")
@@ -154,6 +137,8 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
         from flashmm.cli.ml_real import run_train_real
 
         return run_train_real(args)
+    from flashmm.ml.dataset import parse_seeds
+
     seeds = parse_seeds(args.seeds)
     params = _params(settings)
     data = generate(seeds, args.minutes, params, args.dead_band, args)
@@ -216,6 +201,8 @@ def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     dr = card["data_range"]
     if dr.get("source") != "sim":
         raise ValueError(f"cannot regenerate training data of source {dr.get('source')!r}")
+    from flashmm.ml.dataset import parse_seeds
+
     test_seeds = parse_seeds(args.seeds)
     overlap = set(test_seeds) & set(dr["seeds"])
     if overlap:

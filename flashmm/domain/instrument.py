@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
+from flashmm.domain.symbols import slug
+
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
@@ -26,6 +28,11 @@ class Instrument:
             raise ValueError(f"{self.symbol}: tick_size must be positive, got {self.tick_size}")
         if self.lot_size <= 0:
             raise ValueError(f"{self.symbol}: lot_size must be positive, got {self.lot_size}")
+
+    @property
+    def slug(self) -> str:
+        """The symbol as an id (``sei-usdc``): see ``flashmm.domain.symbols``."""
+        return slug(self.symbol)
 
     @property
     def tick(self) -> float:

@@ -18,6 +18,23 @@ DOWN, FLAT, UP = 0, 1, 2
 HORIZONS_S: tuple[float, ...] = (0.1, 0.2, 0.5)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"1-8"``, ``"3"`` or ``"1,4,10-12"`` -> sorted unique seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise ValueError(f"bad seed list {text!r} (e.g. 1-8 or 1,3,5-7)") from None
+        if b < a:
+            raise ValueError(f"bad seed range {part!r}")
+        seeds.update(range(a, b + 1))
+    return sorted(seeds)
+
+
 def horizon_name(h: float) -> str:
     return f"{round(h * 1000)}ms"
 

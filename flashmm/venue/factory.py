@@ -20,16 +20,15 @@ def make_venue(s: Settings, symbol: str, seed: int | None = None) -> Venue:
         return InProcessVenue(inst, params, s.sim.venue_params())
     from flashmm.venue.sei.adapter import SeiVenue, SeiVenueConfig
     from flashmm.venue.sei.gas import GasConfig
-    from flashmm.venue.sei.tx import MarketRef
+    from flashmm.venue.sei.market import market_ref
     from flashmm.venue.sei.wallet import Wallet
 
-    price_denom, asset_denom = m.denoms()
     v = s.venue
     cfg = SeiVenueConfig(
         rest_urls=tuple(v.rest_urls),
         ws_urls=tuple(v.ws_urls),
         chain_id=v.chain_id,
-        market=MarketRef(m.contract_address(), price_denom, asset_denom, inst),
+        market=market_ref(s, symbol),
         gas=GasConfig(gas_price=v.gas_price, max_fee_usei=v.max_fee_usei),
         broadcast_timeout_s=v.broadcast_timeout_s,
         feed_stale_after_s=v.feed_stale_after_s,

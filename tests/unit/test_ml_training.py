@@ -15,12 +15,11 @@ import torch
 from flashmm.cli.ml import (
     add_evaluate_arguments,
     add_train_arguments,
-    parse_seeds,
     run_evaluate,
     run_train,
 )
 from flashmm.config import Settings
-from flashmm.ml.dataset import Dataset, simulate
+from flashmm.ml.dataset import Dataset, parse_seeds, simulate
 from flashmm.ml.evaluate import EvalModel, evaluate, trading_effect
 from flashmm.ml.schema import FeatureSchema
 from flashmm.ml.train import (

@@ -13,15 +13,13 @@ Safety rules:
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
-from flashmm.domain.orders import Side
 from flashmm.venue.base import (
     BookSnapshot,
     CancelOrder,
@@ -35,8 +33,9 @@ from flashmm.venue.base import (
 )
 from flashmm.venue.feed import FeedClient, FeedConfig
 from flashmm.venue.sei import events
+from flashmm.venue.sei.chain import ChainAnswerError, SeiChain
 from flashmm.venue.sei.gas import GasConfig, GasEstimator, Urgency
-from flashmm.venue.sei.rest import RestClient, RestError
+from flashmm.venue.sei.rest import RestError
 from flashmm.venue.sei.tx import (
     ChainCancel,
     MarketRef,
@@ -76,7 +75,7 @@ class SeiVenue:
         self.wallet = wallet
         self.market = cfg.market
         self.inst = cfg.market.instrument
-        self.rest = RestClient(cfg.rest_urls, cfg.broadcast_timeout_s)
+        self.chain = SeiChain.connect(cfg.rest_urls, cfg.broadcast_timeout_s)
         self.gas = GasEstimator(cfg.gas)
         self.feed = FeedClient(
             FeedConfig(
@@ -118,41 +117,32 @@ class SeiVenue:
             self._feed_task.cancel()
             await asyncio.gather(self._feed_task, return_exceptions=True)
             self._feed_task = None
-        await self.rest.close()
+        await self.chain.close()
 
     async def events(self) -> AsyncIterator[VenueEvent]:
         while True:
             yield await self._queue.get()
 
     async def snapshot(self) -> BookSnapshot:
-        status, data = await self.rest.get(f"/flashmm/localnet/v1/book/{self.market.contract}")
-        if status != 200:
-            raise RestError(f"book snapshot failed: {status} {data}")
+        book = await self.chain.book(self.market.contract)
         return BookSnapshot(
-            int(data["seq"]),
-            tuple((self._ticks(p), self._lots(q)) for p, q in data["bids"]),
-            tuple((self._ticks(p), self._lots(q)) for p, q in data["asks"]),
+            book.seq,
+            tuple((self._ticks(p), self._lots(q)) for p, q in book.bids),
+            tuple((self._ticks(p), self._lots(q)) for p, q in book.asks),
             time.monotonic_ns(),
         )
 
     async def open_orders(self) -> list[OpenOrder]:
-        status, data = await self.rest.get(
-            f"/sei-protocol/seichain/dex/get_orders/{self.market.contract}/{self.wallet.address}"
-        )
-        if status != 200:
-            raise RestError(f"open orders query failed: {status} {data}")
+        orders = await self.chain.open_orders(self.market.contract, self.wallet.address)
         out = []
-        for o in data["orders"]:
-            cid = str(json.loads(o["data"])["cid"])
-            side = Side.BUY if o["positionDirection"] == "LONG" else Side.SELL
-            out.append(
-                OpenOrder(
-                    cid, int(o["id"]), side, self._ticks(o["price"]), self._lots(o["quantity"])
-                )
-            )
-            self._known.setdefault(cid, events.Known(side, self._ticks(o["price"])))
-            self._known[cid].order_id = int(o["id"])
-            self._by_order_id[int(o["id"])] = cid
+        for o in orders:
+            if o.cid is None:  # not placed by us: no client id to take it over by
+                raise ChainAnswerError("open orders (an order without a client id)", 200, o)
+            price = self._ticks(o.price)
+            out.append(OpenOrder(o.cid, o.order_id, o.side, price, self._lots(o.quantity)))
+            self._known.setdefault(o.cid, events.Known(o.side, price))
+            self._known[o.cid].order_id = o.order_id
+            self._by_order_id[o.order_id] = o.cid
         return out
 
     async def submit(self, batch: OrderBatch) -> None:
@@ -256,12 +246,10 @@ class SeiVenue:
                 self._waiting_cancels[cid] = CancelOrder(cid, c.order_id)
 
     async def _broadcast(self, tx: bytes, sequence: int) -> tuple[int | None, str]:
-        body = {"tx_bytes": base64.b64encode(tx).decode(), "mode": "BROADCAST_MODE_SYNC"}
         try:
-            _, data = await self.rest.post("/cosmos/tx/v1beta1/txs", body)
-            r = data["tx_response"]
-            return int(r["code"]), str(r.get("raw_log", ""))
-        except (RestError, KeyError, TypeError, ValueError) as e:
+            answer = await self.chain.broadcast(tx)
+            return answer.code, answer.raw_log
+        except RestError as e:  # unreachable, or an answer without a tx outcome
             log.warning("broadcast outcome unknown (%s); will resolve before sending more", e)
             self._unsure = (tx, sequence)
             return None, str(e)
@@ -286,18 +274,15 @@ class SeiVenue:
                 self.sequence = seq + 1
 
     async def _read_account(self) -> None:
-        status, data = await self.rest.get(f"/cosmos/auth/v1beta1/accounts/{self.wallet.address}")
-        if status != 200:
-            raise RestError(f"account {self.wallet.address} not found ({status})")
-        acct = data["account"]
-        self.account_number = int(acct["account_number"])
-        self.sequence = int(acct["sequence"])
+        acct = await self.chain.account(self.wallet.address)
+        self.account_number = acct.number
+        self.sequence = acct.sequence
 
     # --- events -------------------------------------------------------------------------
-    def _ticks(self, price: str) -> int:
+    def _ticks(self, price: Decimal | str) -> int:
         return events.ticks(self.inst, price)
 
-    def _lots(self, qty: str) -> int:
+    def _lots(self, qty: Decimal | str) -> int:
         return events.lots(self.inst, qty)
 
     def _on_event(self, result: dict[str, Any]) -> None:
@@ -355,7 +340,7 @@ class SeiVenue:
     async def _push_snapshot(self) -> None:
         try:
             self._queue.put_nowait(await self.snapshot())
-        except (RestError, KeyError, ValueError) as e:
+        except RestError as e:
             log.warning("snapshot after reconnect failed: %s", e)
 
     def _apply(self, e: dict[str, Any], now: int, out: list[VenueEvent]) -> None:

@@ -56,11 +56,11 @@ class OrderIds:
         self.by_order_id.clear()
 
 
-def ticks(inst: Instrument, price: str) -> int:
+def ticks(inst: Instrument, price: Decimal | str) -> int:
     return int(Decimal(price) / inst.tick_size)
 
 
-def lots(inst: Instrument, qty: str) -> int:
+def lots(inst: Instrument, qty: Decimal | str) -> int:
     return int(Decimal(qty) / inst.lot_size)
 
 
