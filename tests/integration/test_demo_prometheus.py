@@ -1,7 +1,8 @@
 """``flashmm demo`` runs a Prometheus with the project's alerting rules: its URL is in the
 banner, every rule of ``deploy/prometheus/alerts.yml`` is loaded and evaluates healthy, the
 hot paths (and the other processes the demo starts) are scraped, and it is stopped in the
-ordered shutdown with its own summary line, before the localnet."""
+ordered shutdown with its own summary line, before the localnet. An emergency stop makes
+``HotPathHalted`` fire there, where the dashboard's alert panel reads it."""
 
 from __future__ import annotations
 
@@ -97,7 +98,27 @@ def test_demo_prometheus_loads_the_rules_and_scrapes_the_hot_paths(tmp_path: Pat
         assert all(up.get(h) == "up" for h in hotpaths), up
         jobs = {t["labels"]["job"]: t["health"] for t in targets}
         assert {"flashmm-hotpath", "flashmm-localnet", "flashmm-worker", "flashmm-api"} <= set(jobs)
-        assert _get(f"{url}/api/v1/alerts")["status"] == "success"  # what the screen reads
+        # an emergency stop halts the market: HotPathHalted fires (what the alert panel shows)
+        stop = subprocess.run(
+            [sys.executable, "-m", "flashmm.cli", "estop", "--market", "SEI/USDC", "--reason", "t"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            env=env,
+        )
+        assert stop.returncode == 0, stop.stderr
+        firing: list[dict[str, Any]] = []
+        end = time.monotonic() + 30
+        while not firing and time.monotonic() < end:
+            alerts = _get(f"{url}/api/v1/alerts")["data"]["alerts"]  # what the screen reads
+            firing = [
+                a
+                for a in alerts
+                if a["labels"]["alertname"] == "HotPathHalted" and a["state"] == "firing"
+            ]
+            time.sleep(1)
+        assert [a["labels"]["market"] for a in firing] == ["SEI/USDC"], alerts
         demo.send_signal(signal.SIGINT)
         demo.wait(90)
     finally:
