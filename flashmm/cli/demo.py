@@ -275,7 +275,9 @@ async def _demo(
         dead: dict[str, float] = {}
         restart_s = settings.deadman.timeout_s + 1.0
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            with demo_screen.Display(dashboard, links, log_file, control.address, prom) as show:
+            with demo_screen.Display(
+                dashboard, links, log_file, control.address, prom, hotpaths, control.token
+            ) as show:
                 while not stop.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), settings.hotpath.status_interval_s)

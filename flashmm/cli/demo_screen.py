@@ -67,6 +67,7 @@ class MarketView:
     tick: Decimal = Decimal("0.0001")
     lot: Decimal = Decimal("1")
     position_limit: float = 0.0  # risk.max_position_notional, in the quote currency
+    model: dict[str, Any] | None = None  # the control API's "signal" (version, breaker...)
 
     @property
     def quote(self) -> str:
@@ -210,7 +211,9 @@ def _market_rows(grid: Table, v: MarketView, st: dict[str, Any]) -> None:
     if age is not None:
         cycle.append(f"  last {age * 1000:,.0f} ms ago", style="red" if age > 2 else "dim")
     grid.add_row("cycle", cycle)
-    grid.add_row("model", model_text(st))
+    grid.add_row("signal", model_text(st))
+    if v.model:
+        grid.add_row("model", breaker_text(v.model))
     stores = st.get("stores")
     if stores:
         grid.add_row("stores", stores_text(stores))
@@ -260,6 +263,22 @@ def model_text(st: dict[str, Any]) -> Text:
     t.append(f"  age p99 {fig.get('age_p99_ms', 0.0):,.1f} ms", style="dim")
     if fig.get("stale_cycles"):
         t.append(f"  stale {fig['stale_cycles']:,}", style="yellow")
+    return t
+
+
+def breaker_text(sig: dict[str, Any]) -> Text:
+    """The model's version, its last inference time and its circuit breaker's trips (from
+    the hot path's control API; a trip makes the cycle fall back for a cool-down)."""
+    t = Text(str(sig.get("model") or "none loaded"))
+    if sig.get("latency_us"):
+        t.append(f"  inference {sig['latency_us']:,.0f} µs", style="dim")
+    trips = int(sig.get("trips") or 0)
+    if not trips:
+        t.append("  breaker never tripped", style="green")
+    else:
+        t.append(f"  breaker tripped {trips}x", style="yellow")
+        if sig.get("breaker_reason"):
+            t.append(f" (last: {sig['breaker_reason']})", style="dim")
     return t
 
 
@@ -464,9 +483,19 @@ class Feeds:
     (so a slow answer never holds up the screen): Temporal's recent workflows and the
     Prometheus alerts. ``prometheus`` is a started ``demo_prometheus.Prometheus`` or None."""
 
-    def __init__(self, temporal_address: str, prometheus: Any, every_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        temporal_address: str,
+        prometheus: Any,
+        hotpaths: dict[str, str] | None = None,
+        token: str = "",
+        every_s: float = 5.0,
+    ) -> None:
         self.address = temporal_address
         self.prometheus = prometheus
+        self.hotpaths = hotpaths or {}  # symbol -> control API URL
+        self.token = token
+        self.models: dict[str, dict[str, Any]] = {}  # symbol -> the control API's "signal"
         self.every_s = every_s
         self.workflows: list[WorkflowView] | None = None
         self.workflows_note = ""
@@ -493,7 +522,18 @@ class Feeds:
                     except Exception as e:
                         self.alerts = None
                         self.alerts_note = f"Prometheus did not answer ({type(e).__name__})"
+                await self._models(http)
                 await asyncio.sleep(self.every_s)
+
+    async def _models(self, http: aiohttp.ClientSession) -> None:
+        auth = {"Authorization": f"Bearer {self.token}"}
+        for symbol, url in self.hotpaths.items():
+            try:
+                async with http.get(f"{url}/v1/status", headers=auth) as r:
+                    sig = (await r.json()).get("signal")
+                self.models[symbol] = sig if isinstance(sig, dict) else {}
+            except Exception:  # restarting: the panel shows the status line's figures
+                self.models.pop(symbol, None)
 
 
 class Display:
@@ -507,10 +547,12 @@ class Display:
         log_file: Path,
         temporal_address: str,
         prometheus: Any,
+        hotpaths: dict[str, str] | None = None,
+        token: str = "",
     ) -> None:
         self.links, self.log_file = links, log_file
         self.screen = Screen() if dashboard else None
-        self.feeds = Feeds(temporal_address, prometheus) if dashboard else None
+        self.feeds = Feeds(temporal_address, prometheus, hotpaths, token) if dashboard else None
         self._task: Any = None
 
     def __enter__(self) -> Display:
@@ -531,6 +573,8 @@ class Display:
                 print(plain_line(v, elapsed), flush=True)
             return
         f = self.feeds
+        for v in views:
+            v.model = f.models.get(v.symbol) or v.model
         board = Board(
             elapsed,
             views,

@@ -67,6 +67,13 @@ def _view(symbol: str = "SEI/USDC", **over: Any) -> MarketView:
         "tick": Decimal("0.0001"),
         "lot": Decimal("1"),
         "position_limit": 2000.0,
+        "model": {
+            "model": "market-transformer-v1",
+            "breaker_open": True,
+            "breaker_reason": "slow: 1828 µs over budget 3x",
+            "trips": 2,
+            "latency_us": 812.0,
+        },
     }
     kw.update(over)
     return MarketView(**kw)
@@ -145,6 +152,8 @@ def test_market_panels_show_state_book_quotes_position_pnl_fills_cycle_and_model
     assert "up +1.00 (confidence 0.62)" in out and "fresh 98% of cycles" in out
     assert "age p99 4.5 ms" in out and "stale 3" in out
     assert "off (no model configured)" in out
+    assert "market-transformer-v1  inference 812 µs  breaker tripped 2x" in out
+    assert "(last: slow: 1828 µs" in out
     assert "postgres up" in out and "timeseries down" in out
     assert "17 rows waiting to be written" in out
 
