@@ -133,6 +133,11 @@ class QuoteLoop:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if self.sinks is not None:
+                try:
+                    self.sinks.final(self.mm)  # the run's last daily PnL and risk state
+                except Exception:  # a store problem must never reach the loop
+                    log.warning("final records for the stores failed", exc_info=True)
 
     async def _resync(self) -> None:
         snap = await self.venue.snapshot()

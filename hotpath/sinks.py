@@ -3,14 +3,15 @@
 Every call here only queues: PostgreSQL records go to the durable writer (fills, order
 states, risk state, position snapshots), Redis gets hot state and live events, the
 time-series server gets a trading point per snapshot. ``snapshot`` runs about once a second
-from the quote loop.
+from the quote loop. Daily PnL and the live risk state are recorded by ``pnl``
+(``hotpath/pnl_record.py``) from the same calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flashmm.domain.orders import Fill, Order
@@ -19,6 +20,7 @@ from flashmm.stores.pg.writer import DurableWriter
 from flashmm.stores.redis_state import RedisState
 from flashmm.stores.timeseries import TimeSeriesWriter
 from hotpath.engine import MarketMaker
+from hotpath.pnl_record import PnlRecorder
 
 
 @dataclass(slots=True)
@@ -26,6 +28,7 @@ class StoreSinks:
     pg: DurableWriter | None = None
     redis: RedisState | None = None
     ts: TimeSeriesWriter | None = None
+    pnl: PnlRecorder = field(default_factory=PnlRecorder)
 
     def start(self) -> None:
         for s in (self.pg, self.redis, self.ts):
@@ -39,6 +42,7 @@ class StoreSinks:
 
     # --- events -------------------------------------------------------------------------
     def fill(self, mm: MarketMaker, f: Fill) -> None:
+        self.pnl.on_fill(mm, f)
         inst = mm.instrument
         price = str(inst.ticks_to_price(f.price))
         qty = str(inst.lots_to_size(f.lots))
@@ -107,6 +111,11 @@ class StoreSinks:
             self.redis.put_event(
                 mm.instrument.symbol, "risk", {"state": r.state.value, "reason": r.halt_reason}
             )
+        self.pnl.risk_changed(mm, self.redis)
+
+    def final(self, mm: MarketMaker) -> None:
+        """When the loop has stopped: the last risk state and daily PnL of this run."""
+        self.pnl.final(mm, self.pg, self.redis)
 
     # --- about once a second ------------------------------------------------------------
     def snapshot(self, mm: MarketMaker) -> None:
@@ -195,6 +204,7 @@ class StoreSinks:
                 inventory=pos.lots * inst.lot,
                 latency_us=mm.timers["cycle"].percentile(99) / 1000,
             )
+        self.pnl.snapshot(mm, self.pg, self.redis)
 
 
 def _spreads(mm: MarketMaker) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from api.errors import COMMON, ApiError, request_id
 from api.models import NAME, Page, Strict, WorkflowRef
 from api.routes.trading import cursor_position
 from api.rows import encode_cursor, row
+from api.signing_keys import signing_keys
 from flashmm.inputs import INT64_MAX, short
 from workflows.backup_types import BackupInput, RestoreInput
 from workflows.rotate_key_types import RotateKeyInput
@@ -105,13 +106,10 @@ async def list_keys(
     request: Request,
     _: Principal = Depends(KEYS_READ),  # noqa: B008
 ) -> list[dict[str, Any]]:
-    """Key metadata only (id, tier, address, status): key material never leaves the
-    keystore."""
-    rows = await ctx(request).pool.fetch(
-        "SELECT key_id, tier, address, status, created_at, retired_at FROM key_metadata "
-        "ORDER BY created_at DESC, key_id LIMIT 1000"
-    )
-    return [row(r) for r in rows]
+    """The signing keys the platform uses (``api/signing_keys.py``): each market's settings
+    mnemonic key, the keystore's keys and the recorded ones, with address, market and
+    source. Metadata only: no mnemonic or private key ever leaves where it is kept."""
+    return await signing_keys(ctx(request))
 
 
 @router.post(

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from redis.exceptions import RedisError
 
+from api import market_views
 from api.auth.roles import Permission
 from api.auth.store import Principal
 from api.context import AppContext
@@ -43,45 +43,7 @@ async def _hot(c: AppContext, symbols: list[str]) -> dict[str, dict[str, Any]]:
         for i, s in enumerate(symbols):
             pos, book = got[2 * i], got[2 * i + 1]
             out[s]["position"] = {k.decode(): v.decode() for k, v in pos.items()} or None
-            out[s]["book"] = _top(book)
-    return out
-
-
-def _top(book: dict[bytes, bytes]) -> dict[str, Any] | None:
-    if not book:
-        return None
-    bids = json.loads(book.get(b"bids_json", b"[]"))
-    asks = json.loads(book.get(b"asks_json", b"[]"))
-    return {
-        "timestamp": book.get(b"timestamp", b"").decode(),
-        "best_bid": bids[0] if bids else None,
-        "best_ask": asks[0] if asks else None,
-    }
-
-
-async def _markets(c: AppContext, symbols: list[str]) -> list[dict[str, Any]]:
-    risk_rows, hot = await asyncio.gather(
-        c.pool.fetch(
-            "SELECT market, state, halted, reason, updated_at FROM risk_state "
-            "WHERE market = ANY($1::text[])",
-            symbols,
-        ),
-        _hot(c, symbols),
-    )
-    risk = {r["market"]: row(r) for r in risk_rows}
-    out = []
-    for s in symbols:
-        m = c.settings.market(s)
-        out.append(
-            {
-                "symbol": s,
-                "id": s.replace("/", "-"),
-                "tick_size": str(m.tick_size),
-                "lot_size": str(m.lot_size),
-                "risk": risk.get(s),
-                **hot[s],
-            }
-        )
+            out[s]["book"] = market_views.top_of_book(book)
     return out
 
 
@@ -90,8 +52,10 @@ async def list_markets(
     request: Request,
     _: Principal = Depends(READ),  # noqa: B008
 ) -> list[dict[str, Any]]:
+    """Every market's one view (``api/market_views.py``): ``state`` is what its hot path
+    does, ``intent`` its lifecycle's state, ``consistent`` whether they agree."""
     c = ctx(request)
-    return await _markets(c, c.markets)
+    return await market_views.markets(c, c.markets)
 
 
 @router.get("/markets/{market}", name="markets.get", responses=NOT_FOUND)
@@ -100,22 +64,11 @@ async def get_market(
     request: Request,
     _: Principal = Depends(READ),  # noqa: B008
 ) -> dict[str, Any]:
-    """The market, with its lifecycle status from Temporal when reachable."""
+    """The market's view, exactly as in the list: the hot path's state, the lifecycle's
+    (its status from Temporal when reachable) and whether they agree."""
     c = ctx(request)
     symbol = c.market(market)
-    out = (await _markets(c, [symbol]))[0]
-    try:
-        from workflows.types import LifecycleStatus, lifecycle_id
-
-        client = await c.temporal()
-        handle = client.get_workflow_handle(lifecycle_id(symbol))
-        status = await c.temporal_call(handle.query("status", result_type=LifecycleStatus))
-        out["lifecycle"] = jsonable(asdict(status))
-    except ApiError as e:
-        out["lifecycle"], out["lifecycle_error"] = None, e.message
-    except Exception as e:  # not started yet, or no worker to answer the query
-        out["lifecycle"], out["lifecycle_error"] = None, type(e).__name__
-    return out
+    return (await market_views.markets(c, [symbol]))[0]
 
 
 @router.get("/positions", name="positions.list")
@@ -198,13 +151,18 @@ async def pnl(
     end: date | None = Query(None, alias="to"),  # noqa: B008
     _: Principal = Depends(READ),  # noqa: B008
 ) -> dict[str, Any]:
-    """Daily PnL rows in [from, to] (inclusive) and their totals per market."""
+    """Daily PnL rows in [from, to] (inclusive; UTC days) and their totals per market.
+
+    The hot paths write today's row as they trade (``hotpath/pnl_record.py``): ``net_pnl``,
+    ``fills`` and ``volume`` (quote currency), and ``realized``, ``unrealized``, ``fees``,
+    ``runs`` (the hot-path runs that traded that day) and ``updated_at`` from the row's
+    details; rows written by other tools may lack those."""
     c = ctx(request)
     if start and end and start > end:
         raise ApiError(422, "'from' must not be after 'to'")
     symbols = [c.market(market)] if market else c.markets
     rows = await c.pool.fetch(
-        "SELECT market, day, net_pnl, fills, volume FROM daily_pnl "
+        "SELECT market, day, net_pnl, fills, volume, details FROM daily_pnl "
         "WHERE market = ANY($1::text[]) AND ($2::date IS NULL OR day >= $2) "
         "AND ($3::date IS NULL OR day <= $3) ORDER BY day DESC, market LIMIT 1000",
         symbols,
@@ -217,7 +175,22 @@ async def pnl(
         t["net_pnl"] += r["net_pnl"]
         t["fills"] += r["fills"]
         t["volume"] += r["volume"]
-    return {"days": [row(r) for r in rows], "totals": jsonable(totals)}
+    return {"days": [pnl_day(r) for r in rows], "totals": jsonable(totals)}
+
+
+def pnl_day(r: Any) -> dict[str, Any]:
+    """A ``daily_pnl`` row with the hot paths' figures summed over their runs."""
+    out = row(r)
+    details = out.pop("details", None)
+    runs = details.get("runs") if isinstance(details, dict) else None
+    if isinstance(runs, dict) and runs:
+        figs = [f for f in runs.values() if isinstance(f, dict)]
+        for k in ("realized", "unrealized", "fees"):
+            out[k] = repr(sum(float(f.get(k) or 0.0) for f in figs))
+        out["runs"] = len(figs)
+        last = max((float(f.get("ts") or 0.0) for f in figs), default=0.0)
+        out["updated_at"] = datetime.fromtimestamp(last, UTC).isoformat() if last else None
+    return out
 
 
 @router.get("/risk", name="risk.get")

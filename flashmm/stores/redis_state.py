@@ -4,6 +4,9 @@ Keys (as the architecture document lays them out):
 * ``orderbook:{symbol}`` hash: timestamp, sequence, bids_json, asks_json; TTL 10 s;
 * ``positions:{symbol}`` hash: base_balance, quote_balance, position_usdc, last_updated;
 * ``predictions:{symbol}`` list, newest first, capped at 100, TTL 300 s;
+* ``risk:{symbol}`` hash: the hot path's live trading and risk state (its state and since
+  when, position and limit use, daily loss, breaker), from its first cycle; TTL 15 s, so a
+  gone hot path's state disappears instead of looking live (``hotpath/pnl_record.py``);
 * ``events:{symbol}`` stream (XADD, approximately capped) of live quotes, fills, PnL and risk
   events for the API's WebSocket.
 
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 BOOK_TTL_S = 10
 PREDICTIONS_TTL_S = 300
 PREDICTIONS_CAP = 100
+RISK_TTL_S = 15
 STREAM_MAXLEN = 10_000
 
 
@@ -44,6 +48,7 @@ class RedisState:
         self.name = name
         self._books: dict[str, dict[Any, Any]] = {}
         self._positions: dict[str, dict[Any, Any]] = {}
+        self._risk: dict[str, dict[Any, Any]] = {}
         self._predictions: deque[tuple[str, dict[str, Any]]] = deque(maxlen=1_000)
         self._events: deque[tuple[str, dict[Any, Any]]] = deque(maxlen=events_limit)
         self._client: aioredis.Redis | None = None
@@ -80,6 +85,10 @@ class RedisState:
             "position_usdc": repr(position_usdc),
             "last_updated": f"{time.time():.6f}",
         }
+
+    def put_risk(self, symbol: str, fields: dict[str, str]) -> None:
+        """The hot path's live risk state (every field, as text): replaces a pending one."""
+        self._risk[symbol] = fields
 
     def put_prediction(self, symbol: str, prediction: dict[str, Any]) -> None:
         self._predictions.append((symbol, prediction))
@@ -140,7 +149,7 @@ class RedisState:
         telemetry.STORE_UP.labels(self.name).set(1 if up else 0)
 
     async def _flush(self) -> None:
-        if not (self._books or self._positions or self._predictions or self._events):
+        if not (self._books or self._positions or self._risk or self._predictions or self._events):
             if self._client is None:
                 self._client = aioredis.from_url(
                     self.url, socket_timeout=1.0, socket_connect_timeout=1.0
@@ -154,6 +163,7 @@ class RedisState:
         # take everything now: what arrives during the write waits for the next flush
         books, self._books = self._books, {}
         positions, self._positions = self._positions, {}
+        risk, self._risk = self._risk, {}
         preds, self._predictions = self._predictions, deque(maxlen=self._predictions.maxlen)
         events, self._events = self._events, deque(maxlen=self._events.maxlen)
         t0 = time.perf_counter()
@@ -164,6 +174,9 @@ class RedisState:
                 pipe.expire(f"orderbook:{sym}", BOOK_TTL_S)
             for sym, h in positions.items():
                 pipe.hset(f"positions:{sym}", mapping=h)
+            for sym, h in risk.items():
+                pipe.hset(f"risk:{sym}", mapping=h)
+                pipe.expire(f"risk:{sym}", RISK_TTL_S)
             for sym, p in preds:
                 key = f"predictions:{sym}"
                 pipe.lpush(key, json.dumps(p, separators=(",", ":")))
@@ -179,6 +192,8 @@ class RedisState:
                 self._books.setdefault(sym, h)
             for sym, h in positions.items():
                 self._positions.setdefault(sym, h)
+            for sym, h in risk.items():
+                self._risk.setdefault(sym, h)
             self._predictions = _requeue(preds, self._predictions)
             self._events = _requeue(events, self._events, self.name)
             raise

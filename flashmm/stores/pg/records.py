@@ -46,6 +46,29 @@ SQL: dict[str, tuple[str, tuple[str, ...]]] = {
            WHERE risk_state.updated_at <= EXCLUDED.updated_at""",
         ("market", "state", "halted", "reason", "ts"),
     ),
+    # one hot-path run's totals for a UTC day: the row's columns are the sum over runs, each
+    # run's own figures kept under details.runs.<run> (a restarted hot path starts from zero
+    # and adds to the day; the same record written twice, or an older one after a newer one,
+    # changes nothing)
+    "daily_pnl": (
+        """INSERT INTO daily_pnl (market, day, net_pnl, fills, volume, details)
+           VALUES ($1, to_date($2, 'YYYY-MM-DD'), $3::numeric, $4::integer, $5::numeric,
+                   jsonb_build_object('runs', jsonb_build_object($6::text, $7::jsonb)))
+           ON CONFLICT (market, day) DO UPDATE SET
+               net_pnl = daily_pnl.net_pnl + EXCLUDED.net_pnl - COALESCE(
+                   (daily_pnl.details #>> ARRAY['runs', $6::text, 'net_pnl'])::numeric, 0),
+               fills = daily_pnl.fills + EXCLUDED.fills - COALESCE(
+                   (daily_pnl.details #>> ARRAY['runs', $6::text, 'fills'])::integer, 0),
+               volume = daily_pnl.volume + EXCLUDED.volume - COALESCE(
+                   (daily_pnl.details #>> ARRAY['runs', $6::text, 'volume'])::numeric, 0),
+               details = jsonb_set(
+                   daily_pnl.details || jsonb_build_object(
+                       'runs', COALESCE(daily_pnl.details -> 'runs', '{}'::jsonb)),
+                   ARRAY['runs', $6::text], $7::jsonb)
+           WHERE COALESCE((daily_pnl.details #>> ARRAY['runs', $6::text, 'ts'])::float8, 0)
+                 <= ($7::jsonb ->> 'ts')::float8""",
+        ("market", "day", "net_pnl", "fills", "volume", "run", "figures"),
+    ),
 }
 
 
