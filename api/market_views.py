@@ -126,7 +126,30 @@ def _why(hot: str, intent: str, reason: str, market_id: str) -> str:
     return f"the hot path is {hot}, the lifecycle {intent}"
 
 
+# (id of the context, market) -> (good until, answer): a read at 200/s asks Temporal about
+# twice a second per market, and an unreachable Temporal is tried again after a few seconds
+# rather than on every read (each try would hold the client lock)
+_CACHE: dict[tuple[int, str], tuple[float, tuple[dict[str, Any] | None, str | None]]] = {}
+CACHE_S = 0.5
+UNREACHABLE_CACHE_S = 5.0
+
+
 async def _lifecycle(c: AppContext, symbol: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The lifecycle's status, cached for ``CACHE_S`` (``UNREACHABLE_CACHE_S`` while
+    Temporal cannot be reached)."""
+    key = (id(c), symbol)
+    now = time.monotonic()
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    got = await _ask_lifecycle(c, symbol)
+    why = got[1] or ""
+    down = got[0] is None and ("nreachable" in why or "in time" in why)
+    _CACHE[key] = (now + (UNREACHABLE_CACHE_S if down else CACHE_S), got)
+    return got
+
+
+async def _ask_lifecycle(c: AppContext, symbol: str) -> tuple[dict[str, Any] | None, str | None]:
     """The lifecycle's status (its last command answer renamed), or why there is none."""
     try:
         from workflows.types import LifecycleStatus, lifecycle_id
