@@ -217,6 +217,10 @@ class TradingLifecycle:
         self.state = HALTED
         self.reason = reason
         self.changes += 1
+        # the last hot-path answer this workflow holds (its own last command's, e.g. a start
+        # saying trading) is superseded: the stop halted the hot path directly. State only,
+        # no command, so running histories replay unchanged.
+        self.hotpath = {"state": "halted", "reason": reason, "by": "emergency stop"}
         workflow.upsert_search_attributes([STATE.value_set(self.state)])
 
 

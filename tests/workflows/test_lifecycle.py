@@ -155,3 +155,20 @@ async def test_continue_as_new_keeps_the_state(time_env: WorkflowEnvironment) ->
         )
         st = await h.query(TradingLifecycle.status)
         assert (st.state, st.params, st.changes) == ("HALTED", {"risk": {"a": 1}}, 7)
+
+
+async def test_a_stop_supersedes_the_last_answer_it_holds(time_env: WorkflowEnvironment) -> None:
+    """After an emergency stop halted the hot path directly, the status no longer shows the
+    hot path's earlier "trading" answer next to HALTED."""
+    hot = FakeHotpath()
+    async with (
+        Worker(time_env.client, task_queue=CONTROL_QUEUE, workflows=[TradingLifecycle]),
+        Worker(time_env.client, task_queue=host_queue(MARKET), activities=[hot.command]),
+    ):
+        h = await _start(time_env)
+        st = await h.execute_update(TradingLifecycle.start, ChangeRequest("alice", "open"))
+        assert st.hotpath == {"command": "start", "applied": True}
+        await h.signal(TradingLifecycle.halted_by_emergency_stop, "drill")
+        st = await h.query(TradingLifecycle.status)
+        assert st.state == "HALTED"
+        assert st.hotpath["state"] == "halted" and st.hotpath["reason"] == "drill"
