@@ -239,10 +239,12 @@ async def _demo(
             children.append(await _spawn(m.symbol, args, {**hp_env, **control.hotpath_env(cport)}))
             print(f"  {m.symbol}: metrics http://127.0.0.1:{port}/metrics", flush=True)
             scrape.setdefault("flashmm-hotpath", []).append(f"127.0.0.1:{port}")
-        worker_metrics = _free_port()
-        scrape["flashmm-worker"] = [f"127.0.0.1:{worker_metrics}"]
+        worker_metrics, sdk_metrics = _free_port(), _free_port()
+        scrape["flashmm-worker"] = [f"127.0.0.1:{worker_metrics}", f"127.0.0.1:{sdk_metrics}"]
         await control.start_worker(  # venue activities need the localnet
-            {**hp_env, "FLASHMM_CONTROL__METRICS_PORT": str(worker_metrics)}, hotpaths
+            {**hp_env, "FLASHMM_CONTROL__METRICS_PORT": str(worker_metrics)},
+            hotpaths,
+            sdk_metrics_port=sdk_metrics,
         )
         pw_file = await control.start_api(hp_env, hotpaths)
         print(

@@ -106,7 +106,10 @@ class ControlPlane:
         self.address = f"127.0.0.1:{port}"
         self.ui = f"http://127.0.0.1:{ui}"
 
-    async def start_worker(self, env: dict[str, str], hotpaths: dict[str, str]) -> None:
+    async def start_worker(
+        self, env: dict[str, str], hotpaths: dict[str, str], sdk_metrics_port: int = 0
+    ) -> None:
+        """``sdk_metrics_port``: the Temporal SDK's own metrics (temporal_*) for Prometheus."""
         wenv = {
             **env,
             "FLASHMM_CONTROL__TEMPORAL_ADDRESS": self.address,
@@ -120,6 +123,7 @@ class ControlPlane:
             "worker",
             "all",
             "--schedules",
+            *(["--sdk-metrics-port", str(sdk_metrics_port)] if sdk_metrics_port else []),
             env=wenv,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=None,

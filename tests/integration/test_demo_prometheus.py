@@ -119,6 +119,12 @@ def test_demo_prometheus_loads_the_rules_and_scrapes_the_hot_paths(tmp_path: Pat
             ]
             time.sleep(1)
         assert [a["labels"]["market"] for a in firing] == ["SEI/USDC"], alerts
+        # the worker's own metrics and its Temporal SDK metrics (the temporal_* rules' data)
+        targets = _get(f"{url}/api/v1/targets")["data"]["activeTargets"]
+        worker = [t["health"] for t in targets if t["labels"]["job"] == "flashmm-worker"]
+        assert worker == ["up", "up"], targets
+        sdk = _get(f"{url}/api/v1/query?query=count(%7B__name__%3D~%22temporal_.%2B%22%7D)")
+        assert sdk["data"]["result"] and float(sdk["data"]["result"][0]["value"][1]) > 0
         demo.send_signal(signal.SIGINT)
         demo.wait(90)
     finally:
