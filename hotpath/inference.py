@@ -132,6 +132,7 @@ class ModelSignal:
         self.previous: Model | None = None
         self.shadow: Model | None = None
         self.open_until = 0
+        self._now_ns = 0  # the latest cycle time seen: the breaker is open while before open_until
         self.open_reason = "no model" if model is None else ""
         self.slow_in_row = 0
         self.errors = 0
@@ -236,6 +237,7 @@ class ModelSignal:
 
     def ready(self, ts_ns: int) -> bool:
         """A model is loaded, the window is full and the breaker is closed at ``ts_ns``."""
+        self._now_ns = ts_ns
         return self.model is not None and self._rows >= self._seq and ts_ns >= self.open_until
 
     def infer(self, window: np.ndarray, ts_ns: int, mid: float) -> tuple[float, float] | None:
@@ -324,7 +326,7 @@ class ModelSignal:
             "model": self.model.version if self.model else None,
             "previous": self.previous.version if self.previous else None,
             "shadow": self.shadow.version if self.shadow else None,
-            "breaker_open": self.open_until > 0 and self.open_reason != "",
+            "breaker_open": self.open_until > self._now_ns,  # closes again after the cool-down
             "breaker_reason": self.open_reason,
             "trips": self.trips,
             "fallback_cycles": self.fallback_cycles,

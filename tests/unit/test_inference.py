@@ -117,9 +117,11 @@ def test_slow_model_trips_the_breaker_and_recovers_after_cooldown() -> None:
     for _ in range(5):  # open: the model is not called, the fallback quotes
         sig.predict(feats(0.0), ns, 100.0)
     assert len(slow.inputs) == calls
+    assert sig.status()["breaker_open"] is True
     slow.delay_s = 0.0
     ns += 2_000_000_000  # after the cooldown: one trial, which is fast, closes it
     sig.predict(feats(0.0), ns, 100.0)
+    assert sig.status()["breaker_open"] is False  # reported closed again after the cool-down
     assert len(slow.inputs) == calls + 1
     assert sig.slow_in_row == 0
     sig.predict(feats(0.0), ns, 100.0)
