@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,22 @@ from typing import Any
 import pytest
 
 from flashmm import devservices
+
+
+class _ReentrantSafe(dict):  # type: ignore[type-arg]
+    """CPython 3.11's import lock bookkeeping is not reentrant (gh-106176, fixed in 3.12): an
+    import run by a finalizer in the middle of another import in the same thread deletes the
+    outer entry, and the outer ``del _blocking_on[tid]`` raises ``KeyError: <thread id>``.
+    Seen once in CI while a Temporal worker validated its workflows in the sandbox."""
+
+    def __delitem__(self, key: object) -> None:
+        self.pop(key, None)
+
+
+if sys.version_info < (3, 12):
+    import importlib._bootstrap as _bootstrap
+
+    _bootstrap._blocking_on = _ReentrantSafe(_bootstrap._blocking_on)  # type: ignore[attr-defined]
 
 # a demo running on this machine must not steer the tests' commands (tests that run the demo
 # point FLASHMM_PROFILE at a file of their own)
