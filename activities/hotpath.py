@@ -9,6 +9,7 @@ import aiohttp
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from flashmm import tracing
 from flashmm.hotpath_client import send_command
 from workflows.types import HotpathCommand
 
@@ -77,9 +78,11 @@ class HotpathActivities:
 
     @activity.defn(name="hotpath_status")
     async def status(self, market: str) -> dict[str, Any]:
+        headers = self._auth()
+        tracing.inject(headers)  # the read joins the stop's trace, like the commands
         async with (
             aiohttp.ClientSession(timeout=self.timeout) as s,
-            s.get(f"{self._url(market)}/v1/status", headers=self._auth()) as r,
+            s.get(f"{self._url(market)}/v1/status", headers=headers) as r,
         ):
             if r.status != 200:
                 raise ApplicationError(f"hot path status answered {r.status}")
