@@ -63,7 +63,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy flashmm hotpath workflows activities workers api
+	$(BIN)/mypy flashmm hotpath workflows activities workers api cli
 
 # starts PostgreSQL/Redis/VictoriaMetrics on loopback if they are not running, and stops
 # afterwards the ones it started

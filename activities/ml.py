@@ -46,7 +46,7 @@ class MLActivities:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "flashmm.cli",
+            "cli",
             "train",
             "--kind",
             inp.kind,

@@ -148,7 +148,7 @@ def bench_api(seconds: float = 20.0, rate: float = 200.0) -> dict[str, Any]:
         "FLASHMM_LOG_LEVEL": "WARNING",
         "FLASHMM_API_PASSWORD": PASSWORD,
     }
-    cli = [sys.executable, "-m", "flashmm.cli"]
+    cli = [sys.executable, "-m", "cli"]
     proc = None
     try:
         asyncio.run(_seed(dsn))

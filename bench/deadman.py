@@ -41,7 +41,7 @@ async def _spawn(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, dict[
     hp = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flashmm.cli",
+        "cli",
         "hotpath",
         "--market",
         MARKET,

@@ -41,7 +41,7 @@ async def _measure(rounds: int) -> tuple[list[float], list[float]]:
     hp = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flashmm.cli",
+        "cli",
         "hotpath",
         "--market",
         "SEI/USDC",

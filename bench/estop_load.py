@@ -148,7 +148,7 @@ async def _run(dsn: str, rounds: int, gap_s: float) -> dict[str, Any]:
         "FLASHMM_LOG_LEVEL": "WARNING",
         "FLASHMM_API_PASSWORD": PASSWORD,
     }
-    cli = [sys.executable, "-m", "flashmm.cli"]
+    cli = [sys.executable, "-m", "cli"]
     api = load = None
     try:
         subprocess.run(

@@ -14,7 +14,7 @@ async def start_localnet() -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
     node = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flashmm.cli",
+        "cli",
         "localnet",
         "--rest-port",
         "0",

@@ -63,8 +63,8 @@ def bench_model_two_markets(
     and the quote-cycle p99 (cycle start → batch handed to the venue; the mean and the
     worst over the hot paths and rounds; the model's warm-up cycles, which run no model,
     are included). ``background=False`` runs the model inline in the cycle (as before)."""
+    from cli.demo import BUNDLED_MODEL
     from flashmm import devservices
-    from flashmm.cli.demo import BUNDLED_MODEL
 
     devservices.ensure()
     bare: list[dict[str, Any]] = []
@@ -101,7 +101,7 @@ async def _two_markets(
     node = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flashmm.cli",
+        "cli",
         "localnet",
         "--rest-port",
         "0",
@@ -125,7 +125,7 @@ async def _two_markets(
             await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "flashmm.cli",
+                "cli",
                 "hotpath",
                 "--market",
                 symbol,

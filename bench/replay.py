@@ -47,7 +47,7 @@ def bench_replay(runs: int = 3) -> dict[str, Any]:
     data = shared_data()
     if data is None:
         return {"replay.skipped": "no shared data folder (set FLASHMM_SHARED_DATA)"}
-    from flashmm.cli.replay import first_mid, replay_limits
+    from cli.replay import first_mid, replay_limits
     from flashmm.config import load_settings
     from flashmm.config.quoting import QuoteModel, QuoteParams
     from flashmm.marketdata.importers import ImportOptions, import_files

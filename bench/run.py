@@ -84,8 +84,8 @@ def bench_live_cycle(
     ``background=False`` runs the model inline in the cycle (``ModelSignal``, as before)."""
     import asyncio
 
+    from cli.demo import BUNDLED_MODEL
     from flashmm import devservices
-    from flashmm.cli.demo import BUNDLED_MODEL
     from flashmm.config.ml import MLSettings
     from flashmm.sim.inprocess import InProcessVenue
     from flashmm.stores.pg.migrate import migrate
@@ -217,7 +217,7 @@ def bench_rss(duration: float = 20.0) -> dict[str, float]:
     import os
 
     node = subprocess.Popen(
-        [sys.executable, "-m", "flashmm.cli", "localnet", "--rest-port", "0", "--rpc-port", "0"],
+        [sys.executable, "-m", "cli", "localnet", "--rest-port", "0", "--rpc-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -234,7 +234,7 @@ def bench_rss(duration: float = 20.0) -> dict[str, float]:
             [
                 sys.executable,
                 "-m",
-                "flashmm.cli",
+                "cli",
                 "hotpath",
                 "--market",
                 "SEI/USDC",

@@ -2,14 +2,13 @@
 (macro) and calibration error per horizon for each model, all on the same windows, written
 as a report directory (``report.json`` and PNG plots).
 
-The trading effect of a signal (does quoting with it earn more?) is measured by the hot path;
-``trading_effect`` calls it when that code is present.
+The trading effect of a signal (does quoting with it earn more?) is measured by the hot path
+(``hotpath/signal_eval.py``); the command line, where the hot path and ML meet, adds it to the
+report (``cli/ml.py``).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import math
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from flashmm.ml.schema import FeatureSchema
 from flashmm.ml.train import gather, normalize, window_index
 
 Predictor = Callable[[Tensor], Tensor]  # normalised (B, T, 64) -> logits (B, H, 3)
-SIGNAL_EVAL_MODULE = "hotpath.signal_eval"
 
 
 @dataclass
@@ -157,22 +155,6 @@ def write_report(report: EvalReport) -> None:
         **report.extra,
     }
     (out / "report.json").write_text(json.dumps(_finite(body), indent=2, sort_keys=True) + "\n")
-
-
-def trading_effect(artifact_path: str | Path, seeds: list[int], minutes: float) -> dict[str, Any]:
-    """The signal's effect on quoting P&L, from ``hotpath.signal_eval`` when it exists
-    (a failure there is reported in the result, not raised)."""
-    try:
-        present = importlib.util.find_spec(SIGNAL_EVAL_MODULE) is not None
-    except ModuleNotFoundError:
-        present = False
-    if not present:
-        return {"skipped": True, "note": f"{SIGNAL_EVAL_MODULE} is not available"}
-    try:
-        mod = importlib.import_module(SIGNAL_EVAL_MODULE)
-        return dict(mod.trading_effect(str(artifact_path), list(seeds), minutes))
-    except Exception as e:
-        return {"skipped": True, "note": f"{SIGNAL_EVAL_MODULE} failed: {e!r}"}
 
 
 REPORT_KEYS = ("accuracy", "accuracy_moved", "f1_macro", "nll", "ece", "n", "n_moved")

@@ -152,7 +152,7 @@ def _server(
         "FLASHMM_LOG_LEVEL": "ERROR",
         "FLASHMM_API_PASSWORD": ADMIN_PASSWORD,
     }
-    cli = [sys.executable, "-m", "flashmm.cli"]
+    cli = [sys.executable, "-m", "cli"]
     subprocess.run([*cli, "api-user", "add", "admin", "--role", "admin"], env=env, check=True,
                    capture_output=True)  # fmt: skip
     port = closed_port()

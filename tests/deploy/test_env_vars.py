@@ -12,7 +12,7 @@ import yaml
 from flashmm.config.reference import env_names, rows
 from tests.deploy.conftest import REPO
 
-PACKAGES = ("flashmm", "hotpath", "workflows", "activities", "workers", "api")
+PACKAGES = ("flashmm", "hotpath", "workflows", "activities", "workers", "api", "cli")
 _NAME = re.compile(r"^FLASHMM_[A-Z0-9_]*[A-Z0-9]$")
 
 # read by the code, deliberately absent from the manifests

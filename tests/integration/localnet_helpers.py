@@ -433,7 +433,7 @@ def expected_deltas(fills: list[Fill], spec: MarketSpec) -> tuple[int, int]:
 
 
 class NodeProcess:
-    """``python -m flashmm.cli localnet`` in a child process (for kill -9)."""
+    """``python -m cli localnet`` in a child process (for kill -9)."""
 
     def __init__(self, state_file: Path, rest_port: int = 0, rpc_port: int = 0) -> None:
         self.state_file = state_file
@@ -481,7 +481,7 @@ class NodeProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "flashmm.cli",
+            "cli",
             "localnet",
             "--rest-port",
             str(self.rest_port),

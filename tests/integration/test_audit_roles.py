@@ -50,7 +50,7 @@ def _cli(args: list[str], dsn: str, redis_url: str) -> subprocess.CompletedProce
         "FLASHMM_LOG_LEVEL": "WARNING",
     }
     return subprocess.run(
-        [sys.executable, "-m", "flashmm.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -72,7 +72,7 @@ class Rig:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "flashmm.cli",
+            "cli",
             "hotpath",
             "--market",
             MARKET,
@@ -114,7 +114,7 @@ async def rig(tmp: Path, pg_dsn: str, redis_url: str) -> AsyncIterator[Rig]:
     node = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flashmm.cli",
+        "cli",
         "localnet",
         "--rest-port",
         "0",

@@ -49,7 +49,7 @@ def test_demo_prometheus_loads_the_rules_and_scrapes_the_hot_paths(tmp_path: Pat
         "FLASHMM_STORES__ENABLED": "false",  # not what this test is about; faster
     }
     demo = subprocess.Popen(
-        [sys.executable, "-m", "flashmm.cli", "demo", "--duration", "120"],
+        [sys.executable, "-m", "cli", "demo", "--duration", "120"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -100,7 +100,7 @@ def test_demo_prometheus_loads_the_rules_and_scrapes_the_hot_paths(tmp_path: Pat
         assert {"flashmm-hotpath", "flashmm-localnet", "flashmm-worker", "flashmm-api"} <= set(jobs)
         # an emergency stop halts the market: HotPathHalted fires (what the alert panel shows)
         stop = subprocess.run(
-            [sys.executable, "-m", "flashmm.cli", "estop", "--market", "SEI/USDC", "--reason", "t"],
+            [sys.executable, "-m", "cli", "estop", "--market", "SEI/USDC", "--reason", "t"],
             capture_output=True,
             text=True,
             timeout=60,

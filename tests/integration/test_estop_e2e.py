@@ -60,7 +60,7 @@ async def _spawn(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Pro
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flashmm.cli",
+        "cli",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,

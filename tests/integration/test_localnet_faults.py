@@ -3,7 +3,7 @@ endpoint that dies, a sequence stolen by another signer, malformed and oversized
 frames (both directions), and transactions the chain refuses.
 
 Everything runs on loopback with OS-chosen ports; the kill -9 test runs the node as a child
-process (``python -m flashmm.cli localnet``) and restarts it on the same ports and state file.
+process (``python -m cli localnet``) and restarts it on the same ports and state file.
 """
 
 from __future__ import annotations

@@ -427,9 +427,7 @@ async def platform(
         "FLASHMM_STORES__POSTGRES_DSN": pg_dsn,
         "FLASHMM_LOG_LEVEL": "WARNING",
     }
-    node = await _spawn(
-        ["-m", "flashmm.cli", "localnet", "--rest-port", "0", "--rpc-port", "0"], base_env
-    )
+    node = await _spawn(["-m", "cli", "localnet", "--rest-port", "0", "--rpc-port", "0"], base_env)
     procs = [node]
     tenv = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"), ui=False
@@ -444,7 +442,7 @@ async def platform(
             "FLASHMM_VENUE__WS_URLS": json.dumps([ready["rpc"]]),
             "FLASHMM_CONTROL_TOKEN": token,
         }
-        hp = await _spawn(["-m", "flashmm.cli", "hotpath", "--market", MARKET, "--json"], env)
+        hp = await _spawn(["-m", "cli", "hotpath", "--market", MARKET, "--json"], env)
         procs.append(hp)
         assert hp.stdout is not None
         control = json.loads(await asyncio.wait_for(hp.stdout.readline(), 60))

@@ -29,7 +29,7 @@ from flashmm.temporal.codec import EncryptionCodec
 class Demo:
     def __init__(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flashmm.cli", "demo", "--duration", "120", "--keep-files"],
+            [sys.executable, "-m", "cli", "demo", "--duration", "120", "--keep-files"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

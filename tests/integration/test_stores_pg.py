@@ -86,7 +86,7 @@ def _cli(args: list[str], dsn: str) -> subprocess.CompletedProcess[str]:
     env["FLASHMM_STORES__POSTGRES_DSN"] = dsn
     env["FLASHMM_LOG_LEVEL"] = "WARNING"
     return subprocess.run(
-        [sys.executable, "-m", "flashmm.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

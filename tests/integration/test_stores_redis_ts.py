@@ -471,7 +471,7 @@ async def test_cli_report_json(services: dict[str, str]) -> None:
 
     def report(*args: str) -> dict[str, Any]:
         p = subprocess.run(
-            [sys.executable, "-m", "flashmm.cli", "report", "--json", *args],
+            [sys.executable, "-m", "cli", "report", "--json", *args],
             cwd=REPO,
             env=env,
             capture_output=True,

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 import pytest_asyncio
 
-from flashmm.cli.demo_control import ControlPlane
+from cli.demo_control import ControlPlane
 from flashmm.temporal.client import connect
 from flashmm.temporal.codec import ENCODING, new_key_spec
 from workflows.starters import start_emergency_stop

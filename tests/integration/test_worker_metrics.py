@@ -32,7 +32,7 @@ async def test_control_worker_serves_metrics(pg_dsn: str, redis_url: str) -> Non
     )
     port = _port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flashmm.cli", "worker", "control", "--metrics-port", str(port)],
+        [sys.executable, "-m", "cli", "worker", "control", "--metrics-port", str(port)],
         env={
             **os.environ,
             "FLASHMM_CONTROL__TEMPORAL_ADDRESS": env.client.service_client.config.target_host,

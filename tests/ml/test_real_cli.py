@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flashmm.cli.main import main
+from cli.main import main
 
 KEYS = {"accuracy", "accuracy_moved", "f1_macro", "nll", "ece", "n", "n_moved"}
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from flashmm.cli.main import main
+from cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 ORACLE_PY = ROOT / ".venv-oracle" / "bin" / "python"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flashmm.cli.main import main
+from cli.main import main
 from flashmm.marketdata.store import BBO, EventStore
 
 FIXED = ["--strategy", "fixed", "--half-spread-ticks", "1", "--order-qty", "0.01"]
@@ -103,7 +103,7 @@ def test_bad_replay_options_get_clear_errors(
 
 
 def test_positions_sampled_never_exceed_the_cap(real_store: Any) -> None:
-    from flashmm.cli.replay import replay_limits
+    from cli.replay import replay_limits
     from flashmm.config import load_settings
     from flashmm.config.quoting import QuoteModel, QuoteParams
     from hotpath.replay import ReplayConfig, run_replay

@@ -110,7 +110,7 @@ def test_backtest_command_selects_the_preset_and_the_policy(
 ) -> None:
     import json
 
-    from flashmm.cli.main import main
+    from cli.main import main
 
     argv = ["backtest", "--minutes", "1", "--seed", "2", "--no-report", "--json"]
     assert main([*argv, "--preset", "thin", "--policy", "touch"]) == 0

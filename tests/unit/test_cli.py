@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flashmm.cli.main import main
+from cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = ("demo", "backtest", "research", "config")
@@ -80,7 +80,7 @@ def test_no_subcommand_is_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_help_as_module_subprocess() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "flashmm.cli", "--help"],
+        [sys.executable, "-m", "cli", "--help"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -243,7 +243,7 @@ def test_missing_config_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_sim_demo_runs_and_leaves_no_orders() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "flashmm.cli", "demo", "--sim", "--duration", "2", "--seed", "5"],
+        [sys.executable, "-m", "cli", "demo", "--sim", "--duration", "2", "--seed", "5"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -269,7 +269,7 @@ def test_platform_demo_trades_talks_to_the_cli_and_stops_cleanly(tmp_path: Path)
     profile_path = tmp_path / "demo-profile.json"
     env = {**_clean_subprocess_env(), "FLASHMM_PROFILE": str(profile_path)}
     demo = subprocess.Popen(
-        [sys.executable, "-m", "flashmm.cli", "demo", "--duration", "90"],
+        [sys.executable, "-m", "cli", "demo", "--duration", "90"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -285,7 +285,7 @@ def test_platform_demo_trades_talks_to_the_cli_and_stops_cleanly(tmp_path: Path)
 
         def flashmm(*argv: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "flashmm.cli", *argv],
+                [sys.executable, "-m", "cli", *argv],
                 capture_output=True,
                 text=True,
                 timeout=60,

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-from flashmm.cli import demo_prometheus, demo_screen
-from flashmm.cli.demo_screen import Board, MarketView, WorkflowView
+from cli import demo_prometheus, demo_screen
+from cli.demo_screen import Board, MarketView, WorkflowView
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -270,7 +270,7 @@ def test_prometheus_config_scrapes_the_demo_processes_with_the_project_rules() -
 
 
 def test_demo_parser_takes_plain() -> None:
-    from flashmm.cli.main import _parser
+    from cli.main import _parser
 
     args = _parser().parse_args(["demo", "--plain", "--duration", "1"])
     assert args.plain is True

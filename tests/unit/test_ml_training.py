@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from flashmm.cli.ml import (
+from cli.ml import (
     add_evaluate_arguments,
     add_train_arguments,
     run_evaluate,
     run_train,
+    trading_effect,
 )
 from flashmm.config import Settings
 from flashmm.ml.dataset import Dataset, parse_seeds, simulate
-from flashmm.ml.evaluate import EvalModel, evaluate, trading_effect
+from flashmm.ml.evaluate import EvalModel, evaluate
 from flashmm.ml.schema import FeatureSchema
 from flashmm.ml.train import (
     TrainResult,
@@ -154,30 +155,25 @@ def test_evaluate_writes_report_and_figures(
 
 
 def test_trading_effect_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-    import sys
-    import types
+    """The evaluate command asks the hot path's signal evaluation; its failure is reported."""
+    from hotpath import signal_eval
 
-    from flashmm.ml import evaluate as ev
-
-    fake = types.ModuleType(ev.SIGNAL_EVAL_MODULE)
     calls: list[tuple[str, list[int], float]] = []
 
     def effect(p: str, s: list[int], m: float) -> dict[str, float]:
         calls.append((p, s, m))
         return {"pnl_on": 1.0}
 
-    fake.trading_effect = effect  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, ev.SIGNAL_EVAL_MODULE, fake)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(signal_eval, "trading_effect", effect)
     assert trading_effect(tmp_path, [5], 2.0) == {"pnl_on": 1.0}
     assert calls == [(str(tmp_path), [5], 2.0)]
-    fake.trading_effect = lambda p, s, m: 1 / 0  # type: ignore[attr-defined]
+
+    def broken(p: str, s: list[int], m: float) -> dict[str, float]:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(signal_eval, "trading_effect", broken)
     out = trading_effect(tmp_path, [5], 2.0)
     assert out["skipped"] is True and "ZeroDivisionError" in out["note"]
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    out = trading_effect(tmp_path, [5], 2.0)
-    assert out["skipped"] is True and "not available" in out["note"]
 
 
 def test_class_weights_and_progress_line() -> None:

@@ -25,11 +25,11 @@ def _old_id(s: str) -> str:  # workflows/types.py, workers/schedules.py
     return "".join(ch.lower() if ch.isalnum() else "-" for ch in s)
 
 
-def _old_file(s: str) -> str:  # flashmm/cli/hotpath.py (control state), hotpath/sinks.py
+def _old_file(s: str) -> str:  # hotpath/main.py (control state), hotpath/sinks.py
     return "".join(ch if ch.isalnum() else "_" for ch in s)
 
 
-def _old_prefix(s: str) -> str:  # flashmm/cli/hotpath.py (client order ids)
+def _old_prefix(s: str) -> str:  # hotpath/main.py (client order ids)
     return "".join(ch for ch in s.lower() if ch.isalnum())[:8]
 
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import signal, sys, time
-from flashmm.cli.terminal import own_foreground
+from cli.terminal import own_foreground
 with own_foreground() as moved:
     got = []
     signal.signal(signal.SIGINT, lambda *a: got.append(1))

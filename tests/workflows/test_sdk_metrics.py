@@ -171,7 +171,7 @@ async def test_the_worker_command_serves_sdk_metrics_per_task_queue() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flashmm.cli.main",
+        "cli.main",
         "worker",
         "all",
         "--sdk-metrics-port",

@@ -40,7 +40,7 @@ async def _cli(env: WorkflowEnvironment, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flashmm.cli.main",
+        "cli.main",
         *args,
         env={
             **os.environ,
@@ -133,7 +133,7 @@ async def test_worker_refuses_to_start_until_setup_ran(bare_env: WorkflowEnviron
 
 
 def test_the_workflows_upsert_exactly_the_registered_keys() -> None:
-    from flashmm.cli.demo_control import SEARCH_ATTRIBUTES as DEMO
+    from cli.demo_control import SEARCH_ATTRIBUTES as DEMO
     from workflows import lifecycle
 
     assert (lifecycle.MARKET, lifecycle.STATE) == sa.KEYS

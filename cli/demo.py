@@ -9,9 +9,9 @@ the localnet), prints one line per process and removes its temporary folder. Whi
 a connection profile lets ``flashmm market``/``estop``/... reach it with no flags
 (``flashmm/profile.py``). On a terminal the status is a dashboard that redraws in place, and
 the children's stderr goes to a log file in the run folder; ``--plain`` or a non-terminal
-gets one line per market per interval (``flashmm/cli/demo_screen.py``). A Prometheus with
+gets one line per market per interval (``cli/demo_screen.py``). A Prometheus with
 the project's alerting rules scrapes every process it starts when Debian's ``prometheus`` is
-installed (``flashmm/cli/demo_prometheus.py``).
+installed (``cli/demo_prometheus.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import aiohttp
 
 from flashmm.config import Settings
 
-BUNDLED_MODEL = Path(__file__).resolve().parents[2] / "models" / "market-transformer-v1"
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "models" / "market-transformer-v1"
 
 
 def run_platform_demo(
@@ -42,7 +42,7 @@ def run_platform_demo(
     plain: bool = False,
 ) -> int:
     """``plain``: line output even on a terminal (the dashboard needs a terminal anyway)."""
-    from flashmm.cli.terminal import own_foreground
+    from cli.terminal import own_foreground
 
     dashboard = not plain and sys.stdout.isatty()
     with own_foreground():
@@ -102,7 +102,7 @@ async def _spawn(name: str, args: list[str], env: dict[str, str]) -> _Proc:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flashmm.cli",
+        "cli",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -153,10 +153,10 @@ async def _demo(
     import shutil
     import tempfile
 
+    from cli import demo_screen
+    from cli.demo_control import ControlPlane
+    from cli.demo_prometheus import Prometheus, start_for_demo
     from flashmm import profile
-    from flashmm.cli import demo_screen
-    from flashmm.cli.demo_control import ControlPlane
-    from flashmm.cli.demo_prometheus import Prometheus, start_for_demo
 
     env = dict(os.environ)
     if config:
@@ -484,7 +484,7 @@ async def _views(
     children: list[_Proc],
 ) -> list[Any]:
     """Each market's hot-path status beside what the chain holds for it."""
-    from flashmm.cli.demo_screen import MarketView
+    from cli.demo_screen import MarketView
 
     chain_orders = await _chain_open_orders(http, rest, addresses, settings)
     limit = settings.risk_limits().max_position_notional

@@ -1,5 +1,6 @@
-"""Argument parsing and dispatch. Subcommands import their (heavier) code only when run:
-the CLI is the one place in ``flashmm`` that starts hot-path and control-plane code.
+"""Argument parsing and dispatch. Subcommands import their (heavier) code only when run.
+The command line sits above the kernel (``flashmm``) and both planes: it may import any of
+them, and nothing imports it (``tests/unit/test_layers.py``).
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the report with plots (default reports/backtest)",
     )
     b.add_argument("--no-report", action="store_true", help="skip writing the report")
-    from flashmm.cli.backtest import add_arguments as add_backtest_arguments
-    from flashmm.cli.replay import add_arguments as add_replay_arguments
+    from cli.backtest import add_arguments as add_backtest_arguments
+    from cli.replay import add_arguments as add_replay_arguments
 
     add_backtest_arguments(b)
     add_replay_arguments(b)
@@ -166,18 +167,18 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from flashmm.cli.api import add_api_arguments
-    from flashmm.cli.control import add_arguments as add_control_arguments
-    from flashmm.cli.control import add_codec_arguments, add_ops_arguments
-    from flashmm.cli.data import add_arguments as add_data_arguments
-    from flashmm.cli.ml import add_evaluate_arguments, add_train_arguments
+    from cli.api import add_api_arguments
+    from cli.control import add_arguments as add_control_arguments
+    from cli.control import add_codec_arguments, add_ops_arguments
+    from cli.data import add_arguments as add_data_arguments
+    from cli.ml import add_evaluate_arguments, add_train_arguments
 
     add_control_arguments(sub)
     add_data_arguments(sub)
     add_ops_arguments(sub)
     add_api_arguments(sub)
     add_codec_arguments(sub)
-    from flashmm.cli.temporal import add_arguments as add_temporal_arguments
+    from cli.temporal import add_arguments as add_temporal_arguments
 
     add_temporal_arguments(sub)
 
@@ -204,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.sim:
-        from flashmm.cli.demo import run_platform_demo
+        from cli.demo import run_platform_demo
 
         return run_platform_demo(
             load_settings(args.config),
@@ -213,7 +214,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             keep=args.keep_files,
             plain=args.plain,
         )
-    from flashmm.cli.demo_sim import run_demo
+    from cli.demo_sim import run_demo
 
     return run_demo(
         load_settings(args.config),
@@ -224,7 +225,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_hotpath(args: argparse.Namespace) -> int:
-    from flashmm.cli.hotpath import run_hotpath
+    from hotpath.main import run_hotpath
 
     return run_hotpath(
         load_settings(args.config),
@@ -237,7 +238,7 @@ def _cmd_hotpath(args: argparse.Namespace) -> int:
 
 
 def _cmd_localnet(args: argparse.Namespace) -> int:
-    from flashmm.cli.localnet import run_localnet
+    from cli.localnet import run_localnet
 
     return run_localnet(
         load_settings(args.config),
@@ -249,31 +250,31 @@ def _cmd_localnet(args: argparse.Namespace) -> int:
 
 
 def _cmd_services(args: argparse.Namespace) -> int:
-    from flashmm.cli.ops import services
+    from cli.ops import services
 
     return services(args.action)
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
-    from flashmm.cli.ops import db_migrate
+    from cli.ops import db_migrate
 
     return db_migrate(load_settings(args.config))
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from flashmm.cli.ops import audit_verify
+    from cli.ops import audit_verify
 
     return audit_verify(load_settings(args.config), not args.no_anchor, args.require_anchor)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from flashmm.cli.report import run_report
+    from cli.report import run_report
 
     return run_report(load_settings(args.config), args.market, args.minutes, args.json)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from flashmm.cli.control import run_worker
+    from cli.control import run_worker
 
     return run_worker(
         load_settings(args.config),
@@ -286,83 +287,83 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_temporal(args: argparse.Namespace) -> int:
-    from flashmm.cli.temporal import run
+    from cli.temporal import run
 
     return run(load_settings(args.config), args)
 
 
 def _cmd_market(args: argparse.Namespace) -> int:
-    from flashmm.cli.control import run_market
+    from cli.control import run_market
 
     return run_market(load_settings(args.config), args)
 
 
 def _cmd_estop(args: argparse.Namespace) -> int:
-    from flashmm.cli.control import run_estop
+    from cli.control import run_estop
 
     return run_estop(load_settings(args.config), args)
 
 
 def _cmd_codec_server(args: argparse.Namespace) -> int:
-    from flashmm.cli.control import run_codec_server
+    from cli.control import run_codec_server
 
     return run_codec_server(args)
 
 
 def _cmd_runbook(args: argparse.Namespace) -> int:
-    from flashmm.cli.control import run_runbook
+    from cli.control import run_runbook
 
     return run_runbook(load_settings(args.config), args)
 
 
 def _cmd_deploy_model(args: argparse.Namespace) -> int:
-    from flashmm.cli.control import run_deploy_model
+    from cli.control import run_deploy_model
 
     return run_deploy_model(load_settings(args.config), args)
 
 
 def _cmd_api(args: argparse.Namespace) -> int:
-    from flashmm.cli.api import run_api
+    from cli.api import run_api
 
     return run_api(load_settings(args.config), args.host, args.port)
 
 
 def _cmd_api_user(args: argparse.Namespace) -> int:
-    from flashmm.cli.api import run_api_user
+    from cli.api import run_api_user
 
     return run_api_user(load_settings(args.config), args)
 
 
 def _cmd_api_key(args: argparse.Namespace) -> int:
-    from flashmm.cli.api import run_api_key
+    from cli.api import run_api_key
 
     return run_api_key(load_settings(args.config), args)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from flashmm.cli.ml import run_train
+    from cli.ml import run_train
 
     return run_train(load_settings(args.config), args)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from flashmm.cli.ml import run_evaluate
+    from cli.ml import run_evaluate
 
     return run_evaluate(load_settings(args.config), args)
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from flashmm.cli.data import run
+    from cli.data import run
 
     return run(args)
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     if args.data:
-        from flashmm.cli.replay import run_replay_cmd
+        from cli.replay import run_replay_cmd
 
         return run_replay_cmd(load_settings(args.config), args)
-    from flashmm.cli.backtest import run_backtest_cmd
+    from cli.backtest import run_backtest_cmd
 
     return run_backtest_cmd(load_settings(args.config), args)
 

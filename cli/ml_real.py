@@ -3,7 +3,7 @@ real-market stores (``flashmm/ml/realdata.py``), split by time per recording; ev
 the held-out tail of each training recording and on recordings never trained on, against the
 imbalance logistic and no-change baselines, optionally with the trading effect on replays.
 
-Split from ``flashmm/cli/ml.py`` (which dispatches here) to keep modules short."""
+Split from ``cli/ml.py`` (which dispatches here) to keep modules short."""
 
 from __future__ import annotations
 
@@ -251,7 +251,7 @@ def _trading(
     """Signal off vs on, quoting every ``sample_ms`` (the cadence the model was trained at)."""
     from dataclasses import replace
 
-    from flashmm.cli.replay import first_mid, replay_limits
+    from cli.replay import first_mid, replay_limits
     from hotpath.inference import ModelSignal, load_model
     from hotpath.replay import ReplayConfig, store_instrument
     from hotpath.replay_effect import trading_effect

@@ -1,6 +1,6 @@
 """``flashmm data import`` and ``flashmm data info``: recordings in, one event store out.
 
-Only argparse is imported at module level, so ``flashmm.cli.main`` can add the arguments
+Only argparse is imported at module level, so ``cli.main`` can add the arguments
 without loading numpy."""
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ async def _run(settings: Settings, action: str, wait_s: float) -> dict[str, obje
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from flashmm.cli.control import exit_now
+    from cli.control import exit_now
     from flashmm.temporal.search_attributes import SearchAttributesMissingError
 
     try:

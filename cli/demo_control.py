@@ -119,7 +119,7 @@ class ControlPlane:
         self.procs["worker"] = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "flashmm.cli",
+            "cli",
             "worker",
             "all",
             "--schedules",
@@ -145,7 +145,7 @@ class ControlPlane:
         pw_file = self.run_dir / "api-admin-password"
         pw_file.touch(mode=0o600)
         pw_file.write_text(password + "\n")
-        cli = [sys.executable, "-m", "flashmm.cli"]
+        cli = [sys.executable, "-m", "cli"]
         for action in ("add", "passwd"):  # a demo database from an earlier run has the user
             p = await asyncio.create_subprocess_exec(
                 *cli,

@@ -75,7 +75,7 @@ def run_api(settings: Settings, host: str | None, port: int | None) -> int:
         await task
 
     asyncio.run(serve())
-    from flashmm.cli.control import exit_now
+    from cli.control import exit_now
 
     exit_now(0)
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
+RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "alerts.yml"
 SCRAPE_S = 5  # the demo's processes are local and cheap to scrape
 EVAL_S = 5  # alerts without a `for:` (HotPathHalted) fire within ~2 scrapes
 

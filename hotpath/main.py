@@ -1,5 +1,7 @@
-"""``flashmm hotpath``: run one market's quote loop against the configured venue until
-SIGINT/SIGTERM (or ``--duration``), printing a status line (or JSON) every interval."""
+"""One market's hot-path process: the venue, the engine, the quote loop, stores, metrics,
+heartbeat, the model signal and the local control API, assembled and run until SIGINT/SIGTERM
+(or a duration), printing a status line (or JSON) every interval. ``flashmm hotpath`` parses
+its arguments and calls :func:`run_hotpath`."""
 
 from __future__ import annotations
 
@@ -7,11 +9,28 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
+import asyncpg
+
+from flashmm import tracing
 from flashmm.config import Settings
+from flashmm.domain.symbols import file_stem, order_prefix
+from flashmm.keys.refs import resolve_key
+from flashmm.stores.pg import audit
+from flashmm.venue.factory import make_venue
+from hotpath.advisor import start_advisor
+from hotpath.control import ControlServer
+from hotpath.control_state import ControlState
+from hotpath.engine import MarketMaker
+from hotpath.inference import ModelSignal, load_model
+from hotpath.loop import LoopConfig, QuoteLoop
+from hotpath.sinks import open_sinks
+from hotpath.status import last_cycle, status_line
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +43,8 @@ def run_hotpath(
     metrics_port: int = 0,
     metrics_host: str | None = None,
 ) -> int:
+    """Run one market's hot path against the configured venue; 0 when it stopped cleanly."""
     settings.setup_logging()
-    from flashmm import tracing
-
     tracing.setup(settings, "flashmm-hotpath")  # only with an OTLP endpoint configured
     try:
         import uvloop
@@ -45,12 +63,6 @@ async def _run(
     metrics_port: int,
     metrics_host: str | None = None,
 ) -> None:
-    from flashmm.domain.symbols import order_prefix
-    from flashmm.venue.factory import make_venue
-    from hotpath.engine import MarketMaker
-    from hotpath.loop import LoopConfig, QuoteLoop
-    from hotpath.status import last_cycle, status_line
-
     m = settings.market(symbol)
     inst = m.instrument()
     venue = make_venue(settings, symbol)
@@ -63,8 +75,6 @@ async def _run(
         order_prefix=f"{prefix}-{int(time.time())}",
         signal=model_signal,
     )
-    from hotpath.sinks import open_sinks
-
     sinks, halted = await open_sinks(settings, symbol)
     if halted is not None:
         mm.risk.halt(halted)  # a halted market stays halted across restarts
@@ -112,8 +122,6 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(ql.run(stop))
-    from hotpath.advisor import start_advisor
-
     advisor = start_advisor(settings.llm, mm)  # None (nothing changes) unless enabled + key
     t0 = time.monotonic()
     try:
@@ -172,8 +180,6 @@ def _signal(settings: Settings) -> Any:
     ml = settings.ml
     if not ml.enabled or not ml.model_path:
         return None  # no model configured: quote without a directional signal
-    from hotpath.inference import ModelSignal, load_model
-
     if ml.background:  # off the quote cycle, on its own thread
         from hotpath.background_signal import BackgroundModelSignal
 
@@ -198,14 +204,6 @@ def _signal(settings: Settings) -> Any:
 
 async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
     """The local control API, when a token is configured; applies the persisted state."""
-    import os
-    from pathlib import Path
-
-    from flashmm.domain.symbols import file_stem
-    from flashmm.keys.refs import resolve_key
-    from hotpath.control import ControlServer
-    from hotpath.control_state import ControlState
-
     hp = settings.hotpath
     state_file = Path(hp.state_dir) / f"{file_stem(symbol)}.control.json"
     token = os.environ.get(hp.control_token_env, "")
@@ -260,10 +258,6 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
 async def _audit_ceilings(settings: Settings, symbol: str, changes: dict[str, Any]) -> None:
     """The configured risk ceilings differ from the last start: into the audit log (best
     effort: the warning log line is already written; trading never waits on PostgreSQL)."""
-    import asyncpg
-
-    from flashmm.stores.pg import audit
-
     if not settings.stores.enabled:
         return
     try:

@@ -1,5 +1,5 @@
 """The ``flashmm`` command line: one subcommand per job, each in its own module."""
 
-from flashmm.cli.main import main
+from cli.main import main
 
 __all__ = ["main"]

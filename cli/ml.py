@@ -4,7 +4,7 @@ evaluate an exported model against the baselines (trained on the same data, rege
 the card) on held-out seeds or, with ``--data``, on held-out real recordings (see
 ``docs/ml-real-data.md``).
 
-Only argparse is imported at module level, so ``flashmm.cli.main`` can add the arguments
+Only argparse is imported at module level, so ``cli.main`` can add the arguments
 without loading numpy/torch."""
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
     if not 0.0 < args.val_frac < 1.0:
         raise ValueError("--val-frac must be between 0 and 1")
     if args.data:
-        from flashmm.cli.ml_real import run_train_real
+        from cli.ml_real import run_train_real
 
         return run_train_real(args)
     from flashmm.ml.dataset import parse_seeds
@@ -186,13 +186,24 @@ def _print_metrics(metrics: dict[str, dict[str, dict[str, float]]], horizons: li
                   f"{m['f1_macro']:>8.3f}{m['ece']:>8.3f}")  # fmt: skip
 
 
+def trading_effect(artifact_path: str | Path, seeds: list[int], minutes: float) -> dict[str, Any]:
+    """The signal's effect on quoting P&L: the same seeded backtests with the signal off and on
+    (``hotpath.signal_eval``); a failure there is reported in the result, not raised."""
+    from hotpath import signal_eval
+
+    try:
+        return dict(signal_eval.trading_effect(str(artifact_path), list(seeds), minutes))
+    except Exception as e:
+        return {"skipped": True, "note": f"hotpath.signal_eval failed: {e!r}"}
+
+
 def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from flashmm.ml.evaluate import EvalModel, evaluate, trading_effect
+    from flashmm.ml.evaluate import EvalModel, evaluate
     from flashmm.ml.export import load
     from flashmm.ml.train import train
 
     if args.data:
-        from flashmm.cli.ml_real import run_evaluate_real
+        from cli.ml_real import run_evaluate_real
 
         return run_evaluate_real(settings, args)
     del settings  # the card's data range, not the current settings, defines the market

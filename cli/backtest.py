@@ -13,7 +13,7 @@ POLICIES = ("none", "touch")
 
 
 def add_arguments(b: argparse.ArgumentParser) -> None:
-    """The generated market's own options (the replay's are in ``flashmm.cli.replay``)."""
+    """The generated market's own options (the replay's are in ``cli.replay``)."""
     b.add_argument(
         "--preset",
         choices=sorted(PRESETS),
