@@ -303,6 +303,9 @@ def test_platform_demo_trades_talks_to_the_cli_and_stops_cleanly(tmp_path: Path)
         stop = flashmm("estop", "--market", "SEI/USDC", "--reason", "drill from the profile")
         assert stop.returncode == 0 and "Traceback" not in stop.stderr, stop.stderr
         assert json.loads(stop.stdout)["markets"][0]["hotpath_halted"] is True
+        resumed = flashmm("market", "resume", "SEI/USDC", "--reason", "drill over")
+        assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
+        assert json.loads(resumed.stdout)["state"] == "TRADING"
         time.sleep(2)
         demo.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the demo
         out, err = demo.communicate(timeout=90)
