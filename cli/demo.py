@@ -270,6 +270,12 @@ async def _demo(
                 flush=True,
             )
         addresses = {m.symbol: _trader_address(settings, m.symbol) for m in settings.markets}
+        print(f"  chain: markets {rest}/flashmm/localnet/v1/markets", flush=True)
+        for m in settings.markets:  # what the chain queries need: contract and our account
+            print(
+                f"  {m.symbol}: contract {m.contract_address()}, account {addresses[m.symbol]}",
+                flush=True,
+            )
         links = {"API": control.api, "Temporal UI": control.ui}
         links |= {"Prometheus": prom.url} if prom else {}
         links |= {"log": str(log_file)} if dashboard else {}

@@ -318,6 +318,8 @@ def test_platform_demo_trades_talks_to_the_cli_and_stops_cleanly(tmp_path: Path)
     assert lines[0].startswith("flashmm demo: localnet flashmm-local-1 at http://127.0.0.1:")
     live = [ln for ln in lines if ln.startswith("[") and "| chain: open" in ln]
     assert any("SEI/USDC" in ln for ln in live) and any("ATOM/USDC" in ln for ln in live)
+    accounts = [ln for ln in lines if ", account sei1" in ln and ": contract sei1" in ln]
+    assert len(accounts) == 2, lines[:20]  # the banner names what the chain queries need
     summary = lines[lines.index("flashmm demo: stopping") + 1 :]
     names = [ln.split(":")[0] for ln in summary]
     assert names[:2] == ["api", "worker"], summary  # no new commands, then the hot paths
