@@ -11,7 +11,9 @@ A market has two states and they mean different things:
 
 ``state`` is the hot path's, upper-cased; without a live record it is ``HALTED`` when the
 durable ``risk_state`` says halted (a restarted hot path comes back halted), else
-``UNKNOWN``. ``consistent`` compares the two (``REDUCING`` counts as ``TRADING``; ``None``
+``UNKNOWN``. Both vocabularies are the market state machine's
+(``flashmm.domain.market_state``: ``Activity`` for the hot path, ``MarketState.lifecycle``
+for the lifecycle). ``consistent`` compares the two (``REDUCING`` counts as ``TRADING``; ``None``
 when either is unknown); when they differ, ``disagreement`` names both, says since when
 (first seen by the API, kept in Redis ``views:disagree:{symbol}``) and what to do.
 
@@ -36,6 +38,7 @@ from redis.exceptions import RedisError
 from api.context import AppContext
 from api.errors import ApiError
 from api.rows import jsonable, row
+from flashmm.domain.market_state import Activity, MarketState, activity_state
 
 LIVE_NUMBERS = (
     "position_notional",
@@ -96,34 +99,48 @@ def top_of_book(book: dict[bytes, bytes]) -> dict[str, Any] | None:
     }
 
 
+def _states(hotpath: str, lifecycle: str) -> tuple[MarketState | None, MarketState | None]:
+    """The market states both strings name (None: not one of the vocabulary)."""
+    try:
+        hot: MarketState | None = activity_state(Activity(hotpath))
+    except ValueError:
+        hot = None
+    try:
+        intent: MarketState | None = MarketState.from_lifecycle(lifecycle)
+    except ValueError:
+        intent = None
+    return hot, intent
+
+
 def agree(hotpath: str, lifecycle: str) -> bool:
     """The rule: the hot path does what the lifecycle asks (reduce-only is still trading)."""
-    hot = "trading" if hotpath == "reducing" else hotpath
-    return hot == lifecycle.lower()
+    hot, intent = _states(hotpath, lifecycle)
+    return hot is not None and hot is intent
 
 
-def _why(hot: str, intent: str, reason: str, market_id: str) -> str:
-    trades = hot in ("trading", "reducing")
-    if intent == "HALTED" and trades:
+def _why(hotpath: str, lifecycle: str, reason: str, market_id: str) -> str:
+    hot, intent = _states(hotpath, lifecycle)
+    trades = hot is MarketState.TRADING
+    if intent is MarketState.HALTED and trades:
         return (
             "the hot path trades while the lifecycle is HALTED: it was resumed or restarted "
             f"without the lifecycle. Halt it (POST /v1/markets/{market_id}/halt) or resume it "
             f"through the lifecycle (POST /v1/markets/{market_id}/resume)"
         )
-    if intent == "TRADING" and hot == "halted":
+    if intent is MarketState.TRADING and hot is MarketState.HALTED:
         return (
             f"the hot path halted{f' ({reason})' if reason else ''} without the lifecycle "
             f"(its risk engine, or a halt outside the lifecycle): halt the market "
             f"(POST /v1/markets/{market_id}/halt), then resume it when it is safe"
         )
-    if intent == "TRADING" and hot == "stopped":
+    if intent is MarketState.TRADING and hot is MarketState.STOPPED:
         return (
             "the hot path does not trade although the lifecycle says TRADING (it was "
             "restarted, or stopped outside the lifecycle): stop, then start the market"
         )
-    if intent == "STOPPED" and trades:
+    if intent is MarketState.STOPPED and trades:
         return "the hot path trades while the lifecycle is STOPPED: stop the market"
-    return f"the hot path is {hot}, the lifecycle {intent}"
+    return f"the hot path is {hotpath}, the lifecycle {lifecycle}"
 
 
 # (id of the context, market) -> (good until, answer): a read at 200/s asks Temporal about
@@ -232,7 +249,8 @@ async def markets(c: AppContext, symbols: list[str]) -> list[dict[str, Any]]:
             hot_state = live["hotpath_state"]
             state, source = hot_state.upper(), "hotpath"
         elif record is not None and record["halted"]:
-            state, source, hot_state = "HALTED", "risk_state", "halted"
+            halted = MarketState.HALTED
+            state, source, hot_state = halted.lifecycle, "risk_state", halted.value
         else:
             state, source, hot_state = "UNKNOWN", "none", None
         intent = lifecycle["state"] if lifecycle else None

@@ -22,21 +22,13 @@ from typing import Any
 
 from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import SEI_USDC, Instrument
-from flashmm.domain.orders import OrderState
 from flashmm.sim import native as sn
 from flashmm.sim.core import SimVenueCore
 from flashmm.sim.matching import Trade
 from flashmm.sim.native import R_STOP, NativeVenueCore, Report
 from flashmm.sim.params import MarketParams, VenueParams
 from flashmm.sim.touch import TouchSpread
-from flashmm.venue.base import (
-    CancelRejected,
-    OrderAccepted,
-    OrderCancelled,
-    OrderFilled,
-    OrderRejected,
-    VenueEvent,
-)
+from flashmm.venue.base import OrderFilled, VenueEvent
 from hotpath.engine import MarketMaker, Signal
 from hotpath.quoting.params import QuoteParams
 from hotpath.quoting.touch_policy import TouchPolicyConfig
@@ -118,19 +110,13 @@ class Backtest:
         self._market_events = 0
 
     def _on_report(self, t: float, ev: VenueEvent) -> None:
-        om = self.mm.om
+        """The Python core's order reports, through the engine's one event handler."""
+        self.mm.apply(ev, int(t * 1e9))
         if isinstance(ev, OrderFilled):
             f = ev.fill
-            self.mm.on_fill(f)
             self.fills.append((t, int(f.side), f.price, f.lots))
-            n = abs(om.position.lots) * f.price * om.lot_value
+            n = self.mm.position_notional_at(f.price)
             self.max_abs_position_notional = max(self.max_abs_position_notional, n)
-        elif isinstance(ev, OrderAccepted):
-            om.on_accepted(ev.client_id, ev.venue_id)
-        elif isinstance(ev, OrderCancelled | CancelRejected):
-            om.on_cancelled(ev.client_id)
-        elif isinstance(ev, OrderRejected):
-            om.on_rejected(ev.client_id, ev.reason)
 
     def _on_trades(self, t: float, trades: list[Trade]) -> None:
         mm = self.mm
@@ -156,7 +142,7 @@ class Backtest:
         period = 1.0 / cfg.quote_hz
         next_quote = next_sample = start
         ev0 = core.events
-        mm.risk.last_data_ns = int(start * 1e9)
+        mm.on_data(int(start * 1e9))
         while True:
             r = core.advance(next_sample if next_sample < next_quote else next_quote)
             rows = core.take_trades()
@@ -191,7 +177,6 @@ class Backtest:
         was when it reached us. The engine's requote test after each report was made
         natively; the last one's effect (``last_data_ns``) follows at the stop."""
         mm = self.mm
-        om = mm.om
         book = mm.book
         for rep in reports:
             kind, cid, a, _, price, lots, side, bb, ba, _, due = rep
@@ -200,16 +185,16 @@ class Backtest:
             if kind == sn.FILL:
                 mm.on_fill(core.fill(rep))
                 self.fills.append((due, side, price, lots))
-                n = abs(om.position.lots) * price * om.lot_value
+                n = mm.position_notional_at(price)
                 self.max_abs_position_notional = max(self.max_abs_position_notional, n)
             elif kind == sn.ACK:
-                om.on_accepted(cid, a)
+                mm.on_accepted(cid, a)
             elif kind == sn.CANCELLED or kind == sn.CANCEL_REJ:
-                om.on_cancelled(cid)
+                mm.on_cancelled(cid)
             elif kind == sn.REJ_POST:
-                om.on_rejected(cid, "post-only order would cross")
+                mm.on_rejected(cid, "post-only order would cross")
             else:
-                om.on_rejected(cid, "invalid price or size")
+                mm.on_rejected(cid, "invalid price or size")
 
     def _quote_native(self, core: NativeVenueCore, t: float, reactive: bool) -> None:
         now = int(t * 1e9)
@@ -231,7 +216,7 @@ class Backtest:
         next_quote = start
         next_sample = start
         ev0 = market.events
-        mm.risk.last_data_ns = int(start * 1e9)
+        mm.on_data(int(start * 1e9))
         while True:
             t_next = core.next_time()
             if next_quote <= t_next or next_sample <= t_next:
@@ -261,14 +246,7 @@ class Backtest:
     def _sample_touch(self) -> None:
         """The touch and our innermost resting quotes at a scheduled quote time (before the
         cycle): the grid of the time-weighted spreads."""
-        bid = ask = 0
-        for o in self.mm.om.live.values():
-            if o.state is OrderState.PENDING_NEW:
-                continue  # still in flight: not in the book yet
-            if o.side > 0:
-                bid = max(bid, o.price)
-            elif ask == 0 or o.price < ask:
-                ask = o.price
+        bid, ask = self.mm.resting_touch()
         b = self.mm.book
         self.touch.add(b.best_bid, b.best_ask, bid, ask)
 
@@ -276,7 +254,7 @@ class Backtest:
         s = self.series
         b = self.mm.book
         mid = b.mid
-        pos = self.mm.om.position
+        pos = self.mm.position
         our_bid, our_ask = self.mm.quoted
         s.t.append(t)
         s.mid.append(mid)
@@ -303,7 +281,7 @@ def counterfactual_touch(cfg: BacktestConfig) -> TouchSpread:
     disabled (it cycles, never quotes). On the compiled core, which gives the same market as
     the Python one; no signal, which could not change a market we are not in."""
     bt = Backtest(replace(cfg, counterfactual=False, sim_core="native", policy=None))
-    bt.mm.enabled = False
+    bt.mm.stop()
     bt.run()
     if bt.mm.stats.quotes_sent or bt.fills:
         raise AssertionError("the counterfactual run traded")

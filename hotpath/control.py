@@ -24,6 +24,8 @@ from typing import Any
 from aiohttp import web
 
 from flashmm.config.bounds import RuntimeBounds
+from flashmm.domain import market_state
+from flashmm.domain.market_state import Command, MarketState, Move, Refusal, RefusalReason
 from flashmm.inputs import InputError, check_text, parse_json
 from hotpath import control_tracing
 from hotpath.control_state import (
@@ -41,6 +43,14 @@ _REMEMBER = 1000  # command ids kept for idempotency
 
 class CommandError(ValueError):
     """A command that cannot be applied in the current state or with these arguments."""
+
+
+# the control API's answer to each refusal of the market state machine (its wire text)
+_REFUSED: dict[RefusalReason, str] = {
+    RefusalReason.HALTED: "market is halted: resume it first",
+    RefusalReason.NOT_HALTED: "market is {state}, not halted",
+    RefusalReason.ALREADY_TRADING: "market is {state}",
+}
 
 
 KeySwitcher = Callable[[str], Awaitable[str]]
@@ -65,8 +75,8 @@ class ControlServer:
         self.port = port
         self.key_switcher = key_switcher
         # what the engine was configured with: the risk limits are ceilings for run time
-        self.bounds = bounds or RuntimeBounds.build(loop.mm.params, loop.mm.risk.limits)
-        self.configured = (loop.mm.params, loop.mm.risk.limits)
+        self.bounds = bounds or RuntimeBounds.build(loop.mm.params, loop.mm.limits)
+        self.configured = (loop.mm.params, loop.mm.limits)
         self.ceiling_changes: dict[str, dict[str, Any]] = {}
         self.state = self._load()
         self._lock = asyncio.Lock()
@@ -94,8 +104,7 @@ class ControlServer:
         params, limits = self.configured
         s.quoting, quoting = self._within("quoting", s.quoting)
         s.risk, risk = self._within("risk", s.risk)
-        self.mm.params = replace(params, **quoting)
-        self.mm.risk.limits = replace(limits, **risk)
+        self.mm.set_params(replace(params, **quoting), replace(limits, **risk))
         now = limits.as_dict()
         if s.ceilings and s.ceilings != now:
             self.ceiling_changes = {
@@ -108,9 +117,7 @@ class ControlServer:
                 extra={"changes": self.ceiling_changes},
             )
         s.ceilings = now
-        self.mm.enabled = s.state == "trading"
-        if s.state == "halted":
-            self.mm.risk.halt(s.reason or "halted before restart")
+        self.mm.restore(MarketState(s.state), s.reason or "halted before restart")
 
     def _within(self, section: str, saved: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(the saved values still allowed, typed for the engine); the rest is dropped."""
@@ -160,7 +167,7 @@ class ControlServer:
             "desired": self.state.state,
             "reason": self.state.reason,
             "risk_state": st["state"],
-            "open_orders": len(self.mm.om.live),
+            "open_orders": st["open_orders"],
             "position_lots": st["position_lots"],
             "model": self.state.model,
             "key_ref": self.state.key_ref,
@@ -231,17 +238,24 @@ class ControlServer:
             self._save()
             return {**answer, "replayed": done is not None}
 
+    def _transition(self, command: Command) -> Move:
+        """The market state machine's answer for this command here (a refusal raises)."""
+        out = market_state.apply(MarketState(self.state.state), command)
+        if isinstance(out, Refusal):
+            raise CommandError(_REFUSED[out.reason].format(state=out.state.value))
+        return out
+
     async def _start(self, args: dict[str, Any]) -> str:
-        if self.state.state == "halted":
-            raise CommandError("market is halted: resume it first")
-        self.state.state, self.state.reason = "trading", ""
-        self.mm.enabled = True
-        return "trading"
+        move = self._transition(Command.START)
+        self.state.state, self.state.reason = move.target.value, ""
+        self.mm.start()
+        return move.target.value
 
     async def _stop(self, args: dict[str, Any]) -> str:
-        self.mm.enabled = False
-        if self.state.state != "halted":
-            self.state.state, self.state.reason = "stopped", str(args.get("reason", ""))
+        move = self._transition(Command.STOP)
+        self.mm.stop()
+        if move.target is MarketState.STOPPED:  # a halted market stays halted
+            self.state.state, self.state.reason = move.target.value, str(args.get("reason", ""))
         self._save()  # durable before the slow part
         left = await self.loop.cancel_all_and_confirm(float(args.get("timeout_s", 5.0)))
         if left:
@@ -249,46 +263,24 @@ class ControlServer:
         return "stopped; no open orders"
 
     async def _halt(self, args: dict[str, Any]) -> str:
+        move = self._transition(Command.HALT)  # always applied (a no-op when halted)
         reason = str(args.get("reason", "halt"))[:200]
-        self.state.state, self.state.reason = "halted", reason
-        self.mm.enabled = False
+        self.state.state, self.state.reason = move.target.value, reason
+        self.mm.stop()
         self._save()  # durable first: a crash right after still comes back halted
         await self.loop.halt(reason)
-        return "halted"
+        return move.target.value
 
     async def _resume(self, args: dict[str, Any]) -> str:
-        if self.state.state != "halted":
-            raise CommandError(f"market is {self.state.state}, not halted")
-        self.mm.risk.resume()
-        self.state.state, self.state.reason = "trading", ""
-        self.mm.enabled = True
-        return "trading"
+        move = self._transition(Command.RESUME)
+        self.mm.resume()
+        self.state.state, self.state.reason = move.target.value, ""
+        return move.target.value
 
     async def _daily_reset(self, args: dict[str, Any]) -> dict[str, Any]:
         """New risk day: snapshot, reset the daily loss counters, re-arm the breakers that
         may re-arm (drawdown, daily loss); an operator's halt stays."""
-        mm = self.mm
-        pos = mm.om.position
-        mid = mm.book.mid
-        pnl = pos.net_pnl(mid) if mid else pos.realized - pos.fees
-        risk = mm.risk
-        snapshot = {
-            "pnl_total": pnl,
-            "pnl_day": pnl - risk.day_start_pnl,
-            "fills": pos.fill_count,
-            "position_lots": pos.lots,
-            "state_before": risk.state.value,
-            "reason_before": risk.halt_reason,
-        }
-        risk.daily_reset(pnl)
-        rearmed = False
-        if self.state.state != "halted" and risk.halt_reason in (
-            "max_drawdown",
-            "daily_loss_limit",
-        ):
-            risk.resume()
-            rearmed = True
-        return {**snapshot, "rearmed": rearmed, "state_after": risk.state.value}
+        return self.mm.daily_reset(rearm=self.state.state != MarketState.HALTED.value)
 
     async def _set_params(self, args: dict[str, Any]) -> dict[str, Any]:
         """Move parameters inside their run-time bounds; answers old and new values."""
@@ -296,14 +288,15 @@ class ControlServer:
         r = args.get("risk") or {}
         if not isinstance(q, dict) or not isinstance(r, dict) or not (q or r):
             raise CommandError("set_params needs {'quoting': {...}} and/or {'risk': {...}}")
+        self._transition(Command.SET_PARAMS)
         try:
             params = replace(self.mm.params, **self.bounds.check("quoting", q))
-            limits = replace(self.mm.risk.limits, **self.bounds.check("risk", r))
+            limits = replace(self.mm.limits, **self.bounds.check("risk", r))
         except InputError as e:
             raise CommandError(f"invalid parameters: {e}") from None
         except (TypeError, ValueError) as e:  # bounds hold, the combination does not
             raise CommandError(f"invalid parameters: {e}") from None
-        old_q, old_r = self.mm.params.as_dict(), self.mm.risk.limits.as_dict()
+        old_q, old_r = self.mm.params.as_dict(), self.mm.limits.as_dict()
         new_q, new_r = params.as_dict(), limits.as_dict()
         changes = {
             f"{section}.{k}": {"old": old[k], "new": new[k]}
@@ -314,7 +307,7 @@ class ControlServer:
             for k in names
             if old[k] != new[k]
         }
-        self.mm.params, self.mm.risk.limits = params, limits
+        self.mm.set_params(params, limits)
         self.state.quoting.update(q)
         self.state.risk.update(r)
         log.warning("run-time parameters changed", extra={"changes": changes})
@@ -352,6 +345,7 @@ class ControlServer:
         return {"shadow": m.version}
 
     async def _rollback_model(self, args: dict[str, Any]) -> dict[str, str]:
+        self._transition(Command.ROLLBACK_MODEL)
         sig = self.mm.signal
         rollback = getattr(sig, "rollback", None)
         if rollback is None or not rollback():
@@ -362,8 +356,9 @@ class ControlServer:
 
     async def _flatten(self, args: dict[str, Any]) -> dict[str, Any]:
         """Work the position off with reduce-only quotes (REDUCING until resumed)."""
-        self.mm.risk.reduce_only(str(args.get("reason", "flatten"))[:200])
-        return {"risk_state": self.mm.risk.state.value, "position_lots": self.mm.om.position.lots}
+        self.mm.reduce_only(str(args.get("reason", "flatten"))[:200])
+        st = self.mm.status()
+        return {"risk_state": st["state"], "position_lots": st["position_lots"]}
 
     async def _feed_failover(self, args: dict[str, Any]) -> dict[str, Any]:
         """Leave the current market-data endpoint for the next one in the list."""

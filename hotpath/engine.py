@@ -9,15 +9,31 @@ own thread; the cycle only takes the latest fresh result, never waits for it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any, Protocol, cast
 
 from flashmm.book.l2 import L2Book
+from flashmm.config.quoting import QuotingPolicy
 from flashmm.domain.instrument import Instrument
-from flashmm.domain.orders import Fill, OrderState
+from flashmm.domain.market_state import Activity, MarketState
+from flashmm.domain.market_state import activity as combined_activity
+from flashmm.domain.orders import Fill, Order, OrderState
+from flashmm.domain.position import Position
 from flashmm.ml.features import FeatureEngine
-from flashmm.venue.base import OrderBatch
+from flashmm.venue.base import (
+    CancelRejected,
+    Heartbeat,
+    OpenOrder,
+    OrderAccepted,
+    OrderBatch,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    TradePrint,
+    VenueEvent,
+)
 from hotpath.latency import StageTimers
 from hotpath.orders import OrderManager
 from hotpath.quoting.estimators import IntensityEstimator, VolEstimator
@@ -95,6 +111,19 @@ class CycleStats:
     market_spread_sum: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a venue event changed, for the owner's records: the order whose record changed
+    (a fill's order only once it is done) and a newly applied fill (None: a duplicate)."""
+
+    order: Order | None = None
+    fill: Fill | None = None
+    reason: str = ""  # a rejection's
+
+
+_NOTHING = Applied()
+
+
 def reducing_only(quotes: list[Quote], position_lots: int) -> list[Quote]:
     """Keep quotes that work the position toward flat, sized so that all of them filling
     lands at most at flat."""
@@ -137,7 +166,10 @@ class MarketMaker:
         self.stats = CycleStats()
         self.last_signal = (0.0, 0.0)
         self.adjustment = Adjustment()
-        # improve / join / stay behind the touch per side, on top of the model (None: off)
+        # improve / join / stay behind the touch per side, on top of the model (None: off);
+        # without an explicit one, the quoting parameters' ``policy`` setting decides
+        if policy is None and quote_params.policy is QuotingPolicy.TOUCH:
+            policy = TouchPolicyConfig()
         self.policy = TouchPolicy(policy) if policy is not None else None
         self.enabled = True  # False: stopped by the operator (no quotes, cancel everything)
         self.last_sample: tuple[int, float] | None = None  # (ts, inventory) of the features
@@ -163,6 +195,10 @@ class MarketMaker:
             ts_ns - self._last_cycle_ns >= self.params.requote_min_interval_s * 1e9
         )
 
+    def on_data(self, ts_ns: int) -> None:
+        """The feed is alive (a heartbeat, a resync, the start of a run) at ``ts_ns``."""
+        self.risk.last_data_ns = ts_ns
+
     def on_trade(
         self, price: int, lots: int, aggressor: int, ts_ns: int, mid: float | None = None
     ) -> None:
@@ -184,7 +220,62 @@ class MarketMaker:
         self.risk.on_pnl(self.om.position.net_pnl(self.book.mid or fill.price))
         return True
 
+    def on_accepted(self, client_id: str, venue_id: int) -> None:
+        self.om.on_accepted(client_id, venue_id)
+
+    def on_cancelled(self, client_id: str) -> None:
+        """Cancelled, or a cancel refused because the order is gone: no longer open."""
+        self.om.on_cancelled(client_id)
+
+    def on_rejected(self, client_id: str, reason: str) -> None:
+        self.om.on_rejected(client_id, reason)
+
+    def apply(self, ev: VenueEvent, now_ns: int) -> Applied:
+        """One venue event other than the book's (the owner's feed applies deltas and
+        snapshots to the book, then calls ``on_market_data``). Returns what changed: the
+        order whose record changed and a newly applied fill, for the owner's records."""
+        live = self.om.live
+        if isinstance(ev, OrderFilled):
+            o = live.get(ev.fill.client_id)
+            if not self.on_fill(ev.fill):
+                return _NOTHING
+            return Applied(o if o is not None and o.remaining <= 0 else None, ev.fill)
+        if isinstance(ev, OrderAccepted):
+            self.on_accepted(ev.client_id, ev.venue_id)
+            return Applied(live.get(ev.client_id))
+        if isinstance(ev, OrderCancelled | CancelRejected):
+            o = live.get(ev.client_id)
+            self.on_cancelled(ev.client_id)
+            return Applied(o)
+        if isinstance(ev, OrderRejected):
+            o = live.get(ev.client_id)
+            self.on_rejected(ev.client_id, ev.reason)
+            return Applied(o, reason=ev.reason)
+        if isinstance(ev, TradePrint):
+            self.on_trade(ev.price, ev.lots, int(ev.aggressor), ev.ts_ns)
+            return _NOTHING
+        if isinstance(ev, Heartbeat):
+            self.on_data(now_ns)
+            return _NOTHING
+        raise TypeError(f"unexpected venue event {type(ev).__name__}")
+
+    def reconcile(
+        self, open_orders: Iterable[OpenOrder], now_ns: int, pending_timeout_s: float = 5.0
+    ) -> list[str]:
+        """Align with the venue's open orders; returns the client ids of the orphans adopted
+        (the next cycle's diff cancels them or keeps them as quotes)."""
+        orphans, _ = self.om.reconcile(open_orders, now_ns, pending_timeout_s)
+        return orphans
+
     # --- control ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Quote (the risk engine's own state still applies)."""
+        self.enabled = True
+
+    def stop(self) -> None:
+        """No quotes; the next cycle's diff (or ``pull_quotes``) cancels the live ones."""
+        self.enabled = False
+
     def halt(self, reason: str, now_ns: int = 0) -> OrderBatch:
         """Kill switch: HALTED, and a batch cancelling every live order. Cancels that are
         not confirmed are sent again by later cycles, so nothing stays resting."""
@@ -192,11 +283,100 @@ class MarketMaker:
         self._quoted_bid = self._quoted_ask = 0
         return self.om.cancel_all(now_ns)
 
+    def resume(self) -> None:
+        """Leave a halt (or reduce-only) and quote again."""
+        self.risk.resume()
+        self.enabled = True
+
+    def restore(self, state: MarketState, reason: str) -> None:
+        """At start-up, before quoting: enter the market state last persisted (a halted
+        market comes back halted)."""
+        self.enabled = state is MarketState.TRADING
+        if state is MarketState.HALTED:
+            self.risk.halt(reason)
+
+    def reduce_only(self, reason: str) -> None:
+        """Work the position off with reduce-only quotes (REDUCING until resumed)."""
+        self.risk.reduce_only(reason)
+
+    def set_params(
+        self, params: QuoteParams | None = None, limits: RiskLimits | None = None
+    ) -> None:
+        """New quoting parameters and/or risk limits, from the next cycle on."""
+        if params is not None:
+            self.params = params
+        if limits is not None:
+            self.risk.limits = limits
+
+    def daily_reset(self, rearm: bool) -> dict[str, Any]:
+        """New risk day: snapshot, reset the daily loss counters and, with ``rearm``, re-arm
+        the breakers that may re-arm (drawdown, daily loss)."""
+        pos = self.om.position
+        mid = self.book.mid
+        pnl = pos.net_pnl(mid) if mid else pos.realized - pos.fees
+        risk = self.risk
+        snapshot = {
+            "pnl_total": pnl,
+            "pnl_day": pnl - risk.day_start_pnl,
+            "fills": pos.fill_count,
+            "position_lots": pos.lots,
+            "state_before": risk.state.value,
+            "reason_before": risk.halt_reason,
+        }
+        risk.daily_reset(pnl)
+        rearmed = False
+        if rearm and risk.halt_reason in ("max_drawdown", "daily_loss_limit"):
+            risk.resume()
+            rearmed = True
+        return {**snapshot, "rearmed": rearmed, "state_after": risk.state.value}
+
     def pull_quotes(self, now_ns: int = 0) -> OrderBatch:
         """Cancel everything without changing state (stale feed, shutdown); cancels older
         than the retry interval are sent again."""
         self._quoted_bid = self._quoted_ask = 0
         return self.om.cancel_all(now_ns, self.cancel_retry_ns)
+
+    # --- what the owner reads -----------------------------------------------------------
+    @property
+    def limits(self) -> RiskLimits:
+        return self.risk.limits
+
+    @property
+    def position(self) -> Position:
+        return self.om.position
+
+    @property
+    def halted(self) -> bool:
+        return self.risk.state is TradingState.HALTED
+
+    @property
+    def open_order_count(self) -> int:
+        return len(self.om.live)
+
+    def order(self, client_id: str) -> Order | None:
+        """A live order by client id (None once it is done)."""
+        return self.om.live.get(client_id)
+
+    def resting_touch(self) -> tuple[int, int]:
+        """Our innermost bid and ask that rest in the venue's book (in-flight places do not
+        count; 0 where none)."""
+        bid = ask = 0
+        for o in self.om.live.values():
+            if o.state is OrderState.PENDING_NEW:
+                continue  # still in flight: not in the book yet
+            if o.side > 0:
+                bid = max(bid, o.price)
+            elif ask == 0 or o.price < ask:
+                ask = o.price
+        return bid, ask
+
+    def position_notional_at(self, price: int) -> float:
+        """|position| valued at ``price`` (USDC)."""
+        return abs(self.om.position.lots) * price * self.om.lot_value
+
+    def activity(self) -> Activity:
+        """What this engine does: halted > stopped > reducing > trading."""
+        return combined_activity(self.enabled, self.risk.state)
 
     # --- the cycle ----------------------------------------------------------------------
     def prepare_signal(self, now_ns: int) -> bool:
@@ -225,19 +405,41 @@ class MarketMaker:
         return feats
 
     def cycle(self, now_ns: int, reactive: bool = False) -> OrderBatch:
-        """Compute this cycle's batch of cancels and places."""
+        """Compute this cycle's batch of cancels and places, stage by stage (each timed)."""
         t = self.timers
         t0 = perf_counter_ns()
-        book = self.book
         self._last_cycle_ns = now_ns
         st = self.stats
         st.cycles += 1
         if reactive:
             st.reactive_cycles += 1
-        mid = book.mid
+        mid = self.book.mid
         pos = self.om.position
-        limit = self.risk.limits.max_position_notional
-        util = pos.notional(mid) / limit if mid else 0.0
+        util = pos.notional(mid) / self.risk.limits.max_position_notional if mid else 0.0
+        prepared, feats, sigma = self._features(now_ns, reactive, mid, util)
+        t1 = perf_counter_ns()
+        t["features"].record(t1 - t0)
+        direction, confidence = self._model(prepared, feats, now_ns, mid)
+        t2 = perf_counter_ns()
+        t["model"].record(t2 - t1)
+        quotes = self._quotes(now_ns, mid, sigma, util, direction, confidence)
+        t3 = perf_counter_ns()
+        t["quoting"].record(t3 - t2)
+        batch, places = self._diff(quotes, now_ns)
+        t4 = perf_counter_ns()
+        self._place(batch, places, now_ns)
+        t5 = perf_counter_ns()
+        t["risk"].record(t5 - t4)
+        t["order_diff"].record(t4 - t3)
+        t["cycle"].record(t5 - t0)
+        self._account(batch)
+        return batch
+
+    def _features(
+        self, now_ns: int, reactive: bool, mid: float, util: float
+    ) -> tuple[BackgroundSignal | None, list[float], float]:
+        """Stage 1: the feature row (sampled now, or ahead by ``prepare_signal``), volatility
+        and, once a second, the fill intensity fit."""
         signal = self.signal
         prepared = self._prepared
         if prepared is not None:
@@ -249,71 +451,94 @@ class MarketMaker:
         if prepared is not None or not signal.uses_features:
             feats = self.features.values
         else:
-            signed = util if pos.lots >= 0 else -util
-            feats = self.features.sample(book, now_ns, signed)
+            signed = util if self.om.position.lots >= 0 else -util
+            feats = self.features.sample(self.book, now_ns, signed)
             self.last_sample = (now_ns, signed)
         sigma = self.vol.update(mid, now_ns) if mid else self.vol.sigma
         if now_ns - self._last_fit_ns >= 1_000_000_000:
             self.intensity.fit(now_ns)
             self._last_fit_ns = now_ns
-        t1 = perf_counter_ns()
-        t["features"].record(t1 - t0)
+        return prepared, feats, sigma
 
+    def _model(
+        self, prepared: BackgroundSignal | None, feats: list[float], now_ns: int, mid: float
+    ) -> tuple[float, float]:
+        """Stage 2: the model signal (the latest fresh background result, or inline)."""
         if prepared is not None:  # sampled and submitted ahead: the latest fresh result
             direction, confidence = prepared.current(feats, now_ns, mid)
         else:
-            direction, confidence = signal.predict(feats, now_ns, mid)
+            direction, confidence = self.signal.predict(feats, now_ns, mid)
         self.last_signal = (direction, confidence)
-        t2 = perf_counter_ns()
-        t["model"].record(t2 - t1)
+        return direction, confidence
 
+    def _quotes(
+        self,
+        now_ns: int,
+        mid: float,
+        sigma: float,
+        util: float,
+        direction: float,
+        confidence: float,
+    ) -> list[Quote]:
+        """Stage 3: the risk engine's PnL and volatility, its gate, then the quotes (the
+        model, the touch policy, reduce-only)."""
         risk = self.risk
-        om = self.om
+        pos = self.om.position
         if mid:
             risk.on_pnl(pos.net_pnl(mid))
             risk.on_volatility(sigma, now_ns)
         if not self.enabled or risk.gate(now_ns) is not None:
-            quotes = []
-        else:
-            quotes = build_quotes(
-                self.params,
-                QuoteInputs(
-                    book.best_bid,
-                    book.best_ask,
-                    mid,
-                    sigma,
-                    self.intensity.A,
-                    self.intensity.k,
-                    pos.lots,
-                    util,
-                    direction * self.adjustment.signal_scale,
-                    confidence,
-                    self.adjustment.spread_mult,
-                ),
-                self.instrument.notional_per_tick_lot,
+            return []
+        book = self.book
+        adj = self.adjustment
+        quotes = build_quotes(
+            self.params,
+            QuoteInputs(
+                book.best_bid,
+                book.best_ask,
+                mid,
+                sigma,
+                self.intensity.A,
+                self.intensity.k,
+                pos.lots,
+                util,
+                direction * adj.signal_scale,
+                confidence,
+                adj.spread_mult,
+            ),
+            self.instrument.notional_per_tick_lot,
+        )
+        if self.policy is not None and quotes:
+            quotes = self.policy.quotes(
+                quotes,
+                book,
+                self.om.live,
+                direction * adj.signal_scale,
+                confidence,
+                util if pos.lots >= 0 else -util,
+                -float(self.instrument.maker_fee_bps) * 1e-4 * mid,
             )
-            if self.policy is not None and quotes:
-                quotes = self.policy.quotes(
-                    quotes,
-                    book,
-                    om.live,
-                    direction * self.adjustment.signal_scale,
-                    confidence,
-                    util if pos.lots >= 0 else -util,
-                    -float(self.instrument.maker_fee_bps) * 1e-4 * mid,
-                )
-            if risk.state is TradingState.REDUCING:
-                quotes = reducing_only(quotes, pos.lots)
-        t3 = perf_counter_ns()
-        t["quoting"].record(t3 - t2)
+        if risk.state is TradingState.REDUCING:
+            quotes = reducing_only(quotes, pos.lots)
+        return quotes
 
+    def _diff(self, quotes: list[Quote], now_ns: int) -> tuple[OrderBatch, list[Quote]]:
+        """Stage 4: what to cancel (incl. unconfirmed cancels again) and what to place."""
+        om = self.om
+        risk = self.risk
         cancels, places = om.diff(quotes, self.params.keep_size_tolerance)
         cancels += om.unconfirmed_cancels(now_ns, self.cancel_retry_ns)
         batch = OrderBatch()
         for o in cancels:
             batch.cancels.append(om.mark_cancel(o, now_ns))
             risk.count_cancel(now_ns)
-        t4 = perf_counter_ns()
+        return batch, places
+
+    def _place(self, batch: OrderBatch, places: list[Quote], now_ns: int) -> None:
+        """Stage 5: each place through pre-trade risk; then our innermost live quotes."""
+        om = self.om
+        risk = self.risk
+        st = self.stats
         exp = om.exposure()
         bid = ask = 0
         for q in places:
@@ -334,20 +559,20 @@ class MarketMaker:
             elif o.side < 0 and (ask == 0 or o.price < ask):
                 ask = o.price
         self._quoted_bid, self._quoted_ask = bid, ask
-        t5 = perf_counter_ns()
-        t["risk"].record(t5 - t4)
-        t["order_diff"].record(t4 - t3)
-        t["cycle"].record(t5 - t0)
+
+    def _account(self, batch: OrderBatch) -> None:
+        """Stage 6 (untimed): the cycle's counts and, when two-sided, its spreads."""
+        st = self.stats
         st.quotes_sent += len(batch.places)
         st.cancels_sent += len(batch.cancels)
+        bid, ask = self._quoted_bid, self._quoted_ask
         if bid and ask:
             # "the market" is everyone else: our own orders do not count as its spread
-            ob, oa = om.others_touch(book)
+            ob, oa = self.om.others_touch(self.book)
             if ob and oa:
                 st.quoted_spread_sum += ask - bid
                 st.market_spread_sum += oa - ob
                 st.quoted_spread_n += 1
-        return batch
 
     def status(self) -> dict[str, Any]:
         b = self.book
@@ -365,6 +590,10 @@ class MarketMaker:
             "fees": pos.fees,
             "fills": self.stats.fills,
             "state": self.risk.state.value,
+            "halt_reason": self.risk.halt_reason,
+            "enabled": self.enabled,
+            "activity": self.activity().value,
+            "open_orders": len(self.om.live),
             "signal": self.last_signal,
             "sigma": self.vol.sigma,
             "A": self.intensity.A,

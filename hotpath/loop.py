@@ -25,13 +25,7 @@ from flashmm.ml.recording import SessionWriter
 from flashmm.venue.base import (
     BookDelta,
     BookSnapshot,
-    CancelRejected,
-    Heartbeat,
-    OrderAccepted,
     OrderBatch,
-    OrderCancelled,
-    OrderFilled,
-    OrderRejected,
     TradePrint,
     Venue,
     VenueEvent,
@@ -74,7 +68,7 @@ class QuoteLoop:
         self.cfg = cfg or LoopConfig()
         self.sinks = sinks
         self.recorder = recorder
-        self._risk_state = mm.risk.state
+        self._risk_state = mm.trading_state
         self.feed = FeedBook(mm.book)
         self._wake = asyncio.Event()
         self._reactive = False
@@ -100,7 +94,7 @@ class QuoteLoop:
         if not limit or not self.last_cycle_mono:
             return
         gap = time.monotonic() - self.last_cycle_mono
-        if gap > limit and self.mm.risk.state.value != "halted":
+        if gap > limit and not self.mm.halted:
             reason = f"dead-man: no quote cycle for {gap:.1f}s (limit {limit:g}s)"
             log.error("%s; halting", reason)
             try:
@@ -143,7 +137,7 @@ class QuoteLoop:
         snap = await self.venue.snapshot()
         self.feed.apply_snapshot(snap)
         self._record_snapshot(snap.ts_ns)
-        self.mm.risk.last_data_ns = time.monotonic_ns()
+        self.mm.on_data(time.monotonic_ns())
 
     async def _quote_until(self, stop: asyncio.Event) -> None:
         period = 1.0 / self.cfg.quote_hz
@@ -224,14 +218,14 @@ class QuoteLoop:
         if after is not None:
             after(time.monotonic_ns())  # shadow model: after the batch is on its way
         if reconcile:
-            orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
+            orphans = self.mm.reconcile(await self.venue.open_orders(), time.monotonic_ns())
             self.reconcile_orphans += len(orphans)
 
     async def _adopt_orphans(self) -> None:
         """Before the first quote: take over what rests at the venue under our key (a
         previous run's orders), so this cycle's diff cancels them or keeps them as quotes.
         A venue that cannot be read raises, and no quote goes out until it can."""
-        orphans, _ = self.mm.om.reconcile(await self.venue.open_orders(), time.monotonic_ns())
+        orphans = self.mm.reconcile(await self.venue.open_orders(), time.monotonic_ns())
         self.orphans_at_start = len(orphans)
         self.reconcile_orphans += len(orphans)
         if orphans:
@@ -270,11 +264,11 @@ class QuoteLoop:
         assert sinks is not None
         mm = self.mm
         for p in batch.places:
-            o = mm.om.live.get(p.client_id)
+            o = mm.order(p.client_id)
             if o is not None:
                 sinks.order(mm, o)
-        if mm.risk.state is not self._risk_state:
-            self._risk_state = mm.risk.state
+        if mm.trading_state is not self._risk_state:
+            self._risk_state = mm.trading_state
             sinks.risk(mm)
 
     async def _snapshots(self) -> None:
@@ -302,7 +296,7 @@ class QuoteLoop:
             if left == 0:
                 return 0
             await self._send(self.mm.pull_quotes(time.monotonic_ns()))
-        return left if left >= 0 else len(self.mm.om.live)
+        return left if left >= 0 else self.mm.open_order_count
 
     async def halt(self, reason: str) -> None:
         """Kill switch from the owner: HALTED and every live order cancelled now."""
@@ -340,40 +334,22 @@ class QuoteLoop:
                 log.exception("dropped malformed venue event %r", type(ev).__name__)
 
     def _dispatch(self, ev: VenueEvent) -> None:
-        mm = self.mm
-        om = mm.om
-        sinks = self.sinks
-        if isinstance(ev, Heartbeat):
-            mm.risk.last_data_ns = time.monotonic_ns()
-        elif isinstance(ev, TradePrint):
-            mm.on_trade(ev.price, ev.lots, int(ev.aggressor), ev.ts_ns)
-            if self.recorder is not None:
-                self.recorder.add(["T", ev.ts_ns, ev.price, ev.lots, int(ev.aggressor)])
-        elif isinstance(ev, OrderFilled):
-            o = om.live.get(ev.fill.client_id)
-            if mm.on_fill(ev.fill) and sinks is not None:
-                sinks.fill(mm, ev.fill)
-                if o is not None and o.remaining <= 0:
-                    sinks.order(mm, o)
-        elif isinstance(ev, OrderAccepted):
-            om.on_accepted(ev.client_id, ev.venue_id)
-            if sinks is not None and (o := om.live.get(ev.client_id)) is not None:
-                sinks.order(mm, o)
-        elif isinstance(ev, OrderCancelled | CancelRejected):
-            o = om.live.get(ev.client_id)
-            om.on_cancelled(ev.client_id)
-            if sinks is not None and o is not None:
-                sinks.order(mm, o)
-        elif isinstance(ev, OrderRejected):
-            o = om.live.get(ev.client_id)
-            om.on_rejected(ev.client_id, ev.reason)
-            if sinks is not None and o is not None:
-                sinks.order(mm, o, ev.reason)
-        elif isinstance(ev, BookSnapshot):
+        """Every event but a book delta: snapshots to the feed, the rest to the engine."""
+        if isinstance(ev, BookSnapshot):
             self.feed.apply_snapshot(ev)
             self._record_snapshot(ev.ts_ns)
-        else:
-            raise TypeError(f"unexpected venue event {type(ev).__name__}")
+            return
+        mm = self.mm
+        done = mm.apply(ev, time.monotonic_ns())
+        if isinstance(ev, TradePrint) and self.recorder is not None:
+            self.recorder.add(["T", ev.ts_ns, ev.price, ev.lots, int(ev.aggressor)])
+        sinks = self.sinks
+        if sinks is None:
+            return
+        if done.fill is not None:
+            sinks.fill(mm, done.fill)
+        if done.order is not None:
+            sinks.order(mm, done.order, done.reason)
 
     async def _drain(self) -> None:
         end = time.monotonic() + self.cfg.shutdown_drain_s
@@ -399,7 +375,7 @@ class QuoteLoop:
             if not still_open:
                 await self._drain()
                 # the venue is the truth: nothing of ours rests there any more
-                self.mm.om.reconcile([], time.monotonic_ns(), pending_timeout_s=0.0)
+                self.mm.reconcile([], time.monotonic_ns(), pending_timeout_s=0.0)
                 return
             await self._send(self.mm.pull_quotes(time.monotonic_ns()))
         log.error("orders still open at the venue after shutdown timeout")

@@ -126,7 +126,7 @@ class ReplayBacktest:
         sample = int(cfg.sample_every_s * 1e9)
         t = self._t0 = core.first_local_ns
         next_quote = next_sample = t
-        self.mm.risk.last_data_ns = t
+        self.mm.on_data(t)
         wall0 = time.perf_counter()
         while True:
             target = min(next_quote, next_sample)
@@ -154,7 +154,6 @@ class ReplayBacktest:
     # --- per stop -----------------------------------------------------------------------
     def _drain(self, now: int) -> None:
         mm = self.mm
-        om = mm.om
         cids = self._cids
         for ts, kind, h, price, lots in core_rows(self.core.take_responses(now)):
             cid = cids[h]
@@ -165,15 +164,15 @@ class ReplayBacktest:
                             Liquidity.MAKER, ts)  # fmt: skip
                 mm.on_fill(fill)
                 self.fills.append(((ts - self._t0) / 1e9, int(side), price, lots))
-                n = abs(om.position.lots) * price * om.lot_value
+                n = mm.position_notional_at(price)
                 if n > self.max_abs_position_notional:
                     self.max_abs_position_notional = n
             elif kind == nv.ACK:
-                om.on_accepted(cid, h)
+                mm.on_accepted(cid, h)
             elif kind == nv.REJECT:
-                om.on_rejected(cid, "post-only order would cross")
+                mm.on_rejected(cid, "post-only order would cross")
             else:  # CANCELLED or CANCEL_REJECT: either way the order is no longer open
-                om.on_cancelled(cid)
+                mm.on_cancelled(cid)
         for ts, price, lots, aggressor, mid2 in core_rows(self.core.take_trades()):
             mm.on_trade(price, lots, aggressor, ts, mid2 * 0.5 if mid2 else None)
         if self.core.S[nv.TRACK_MID]:
@@ -183,7 +182,7 @@ class ReplayBacktest:
         self.book.refresh()
         last = self.core.last_data_ns
         if last:
-            mm.risk.last_data_ns = last
+            mm.on_data(last)
 
     def _cycle(self, t: int, reactive: bool) -> None:
         mm = self.mm
@@ -208,7 +207,7 @@ class ReplayBacktest:
         s = self.series
         b = self.book
         mid = b.mid
-        pos = self.mm.om.position
+        pos = self.mm.position
         our_bid, our_ask = self.mm.quoted
         s.t.append((t - self._t0) / 1e9)
         s.mid.append(mid)

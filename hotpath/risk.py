@@ -1,8 +1,10 @@
 """Pre-trade risk: hard limits with machine-readable deny reasons, and the trading state.
 
-States: ACTIVE (anything the limits allow) → REDUCING (only orders that shrink the
-position) → HALTED (cancels only). A drawdown past ``max_drawdown`` moves to REDUCING, a
-daily loss past ``daily_loss_limit`` or the kill switch to HALTED. Only an explicit
+States (``TradingState``: the domain's ``RiskState``, another axis than a market's
+STOPPED/TRADING/HALTED, see ``flashmm.domain.market_state``): ACTIVE (anything the limits
+allow) → REDUCING (only orders that shrink the position) → HALTED (cancels only). A
+drawdown past ``max_drawdown`` moves to REDUCING, a daily loss past ``daily_loss_limit`` or
+the kill switch to HALTED. Only an explicit
 ``resume`` leaves HALTED; the daily reset re-arms the loss counters.
 
 The position check is worst case: every live order on a side (in flight, resting, or with
@@ -17,14 +19,14 @@ from enum import Enum
 from typing import Any
 
 from flashmm.config.risk import RiskLimits
+from flashmm.domain.market_state import RiskState
 
 __all__ = ["DenyReason", "Exposure", "RiskEngine", "RiskLimits", "TradingState"]
 
 
-class TradingState(Enum):
-    ACTIVE = "active"
-    REDUCING = "reducing"
-    HALTED = "halted"
+# the risk engine's state is the domain's ``RiskState`` (``flashmm.domain.market_state``,
+# which names how it relates to a market's state); ``TradingState`` is its name here
+TradingState = RiskState
 
 
 class DenyReason(Enum):

@@ -2,6 +2,7 @@
 market's desired state — STOPPED, TRADING or HALTED — and its parameters.
 
 Operators change it with Updates; each has a validator that refuses an invalid transition
+(the market state machine, ``flashmm.domain.market_state``, read as an operator's request)
 before anything is written to history. The handler tells the hot path (an activity pinned
 to the market's host queue, with a command id derived from the update id so a retried
 activity is applied once), then records the new state, which search attributes expose to
@@ -21,6 +22,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, VersioningBehavior
 
+from flashmm.domain import market_state
+from flashmm.domain.market_state import Command, MarketState, Refusal
 from workflows.types import (
     HALTED,
     STOPPED,
@@ -44,13 +47,6 @@ HOTPATH_RETRY = RetryPolicy(
     maximum_attempts=10,
     non_retryable_error_types=["CommandRefused"],
 )
-_ALLOWED = {
-    "start": {STOPPED},
-    "stop": {TRADING, STOPPED},
-    "halt": {STOPPED, TRADING, HALTED},
-    "resume": {HALTED},
-    "rollback_model": {STOPPED, TRADING, HALTED},
-}
 
 
 @workflow.defn(name="TradingLifecycle")
@@ -99,8 +95,13 @@ class TradingLifecycle:
         )
 
     # --- updates ------------------------------------------------------------------------
+    def _refused(self, action: str) -> Refusal | None:
+        """The market state machine's refusal of an operator's request here (None: allowed)."""
+        out = market_state.request(MarketState.from_lifecycle(self.state), Command(action))
+        return out if isinstance(out, Refusal) else None
+
     def _check(self, action: str) -> None:
-        if self.state not in _ALLOWED[action]:
+        if self._refused(action) is not None:
             raise ValueError(f"cannot {action} market {self.market}: it is {self.state}")
 
     async def _apply(
@@ -183,8 +184,8 @@ class TradingLifecycle:
 
     @set_params.validator
     def _validate_set_params(self, req: ChangeRequest) -> None:
-        if self.state == HALTED:
-            raise ValueError(f"market {self.market} is HALTED: resume it before changing it")
+        if self._refused("set_params") is not None:
+            raise ValueError(f"market {self.market} is {self.state}: resume it before changing it")
         unknown = set(req.params) - {"quoting", "risk"}
         if unknown or not req.params:
             raise ValueError("params must hold 'quoting' and/or 'risk' sections")
@@ -220,7 +221,7 @@ class TradingLifecycle:
         # the last hot-path answer this workflow holds (its own last command's, e.g. a start
         # saying trading) is superseded: the stop halted the hot path directly. State only,
         # no command, so running histories replay unchanged.
-        self.hotpath = {"state": "halted", "reason": reason, "by": "emergency stop"}
+        self.hotpath = {"state": MarketState.HALTED.value, "reason": reason, "by": "emergency stop"}
         workflow.upsert_search_attributes([STATE.value_set(self.state)])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from flashmm.domain.market_state import MarketState
 from flashmm.domain.symbols import slug
 
 CONTROL_QUEUE = "flashmm-control"
@@ -19,7 +20,11 @@ def lifecycle_id(market: str) -> str:
     return f"market/{market}"
 
 
-STOPPED, TRADING, HALTED = "STOPPED", "TRADING", "HALTED"
+# the lifecycle's names of the market states (flashmm.domain.market_state): "STOPPED",
+# "TRADING", "HALTED", as recorded in workflow state, search attributes and histories
+STOPPED = MarketState.STOPPED.lifecycle
+TRADING = MarketState.TRADING.lifecycle
+HALTED = MarketState.HALTED.lifecycle
 
 
 @dataclass

@@ -25,6 +25,15 @@ class Mode(Enum):
     ADAPTIVE = "adaptive"
 
 
+class QuotingPolicy(Enum):
+    """On top of the quote model: ``none``, or ``touch`` (per side, improve the touch, join
+    it or stay behind it: ``hotpath/quoting/touch_policy.py``, ``docs/spread.md``). Read
+    when the engine starts (not a run-time change)."""
+
+    NONE = "none"
+    TOUCH = "touch"
+
+
 @dataclass(frozen=True, slots=True)
 class QuoteParams:
     """How quotes are built. Ticks for prices, USDC for notionals, seconds for time."""
@@ -50,6 +59,7 @@ class QuoteParams:
     inventory_skew_mult: float = 1.0
     requote_min_interval_s: float = 0.02
     keep_size_tolerance: float = 0.25
+    policy: QuotingPolicy = QuotingPolicy.NONE
 
     def __post_init__(self) -> None:
         for f in fields(self):
