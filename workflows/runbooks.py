@@ -13,6 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from workflows.types import (
+    PLANS,
     RUNBOOKS,
     AuditEntry,
     Decision,
@@ -35,13 +36,6 @@ RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=["CommandRefused"],
 )
-# runbook -> steps; "approve" waits for a human
-PLANS: dict[str, list[str]] = {
-    "reconcile": ["hot_path_view", "venue_view", "compare"],
-    "flatten": ["hot_path_view", "approve", "reduce_only", "wait_flat"],
-    "feed_failover": ["hot_path_view", "approve", "fail_over", "hot_path_after"],
-    "restart_hotpath": ["approve", "stop", "start", "hot_path_after"],
-}
 
 
 class AbortedError(Exception):

@@ -253,6 +253,14 @@ class DeployModelResult:
 
 
 RUNBOOKS = ("reconcile", "flatten", "feed_failover", "restart_hotpath")
+# runbook -> steps, as the Runbook workflow runs them; "approve" waits for a human. Data the
+# API lists too, so it lives with the types (docs/runbook.md's table is checked against it)
+PLANS: dict[str, list[str]] = {
+    "reconcile": ["hot_path_view", "venue_view", "compare"],
+    "flatten": ["hot_path_view", "approve", "reduce_only", "wait_flat"],
+    "feed_failover": ["hot_path_view", "approve", "fail_over", "hot_path_after"],
+    "restart_hotpath": ["approve", "stop", "start", "hot_path_after"],
+}
 
 
 @dataclass

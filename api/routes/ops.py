@@ -22,7 +22,14 @@ from api.signing_keys import signing_keys
 from flashmm.inputs import INT64_MAX, short
 from workflows.backup_types import BackupInput, RestoreInput
 from workflows.rotate_key_types import RotateKeyInput
-from workflows.types import RUNBOOKS, Decision, DeployModelInput, RunbookInput, deploy_model_id
+from workflows.types import (
+    PLANS,
+    RUNBOOKS,
+    Decision,
+    DeployModelInput,
+    RunbookInput,
+    deploy_model_id,
+)
 
 router = APIRouter(prefix="/v1", responses=COMMON)
 READ = require(Permission.READ)
@@ -231,7 +238,6 @@ async def list_runbooks(
     request: Request,
     _: Principal = Depends(READ),  # noqa: B008
 ) -> dict[str, Any]:
-    from workflows.runbooks import PLANS
 
     started = await ctx(request).pool.fetch(
         "SELECT workflow_id, started_by, created_at FROM api_workflows "

@@ -158,8 +158,7 @@ def _doc_table() -> dict[str, list[str]]:
 def test_the_runbook_doc_names_every_runbook_with_its_steps() -> None:
     """The operator's table cannot drift from what the workflow runs: the same runbooks,
     each with its steps in order."""
-    from workflows.runbooks import PLANS
-    from workflows.types import RUNBOOKS
+    from workflows.types import PLANS, RUNBOOKS
 
     assert set(PLANS) == set(RUNBOOKS)
     assert _doc_table() == PLANS
