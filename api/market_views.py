@@ -151,6 +151,12 @@ CACHE_S = 0.5
 UNREACHABLE_CACHE_S = 5.0
 
 
+def forget(c: AppContext, symbol: str) -> None:
+    """Drop the cached lifecycle answer: the API just changed it (its own change is read back
+    at once, in both views alike, not up to ``CACHE_S`` later)."""
+    _CACHE.pop((id(c), symbol), None)
+
+
 async def _lifecycle(c: AppContext, symbol: str) -> tuple[dict[str, Any] | None, str | None]:
     """The lifecycle's status, cached for ``CACHE_S`` (``UNREACHABLE_CACHE_S`` while
     Temporal cannot be reached)."""

@@ -68,6 +68,9 @@ async def record(
 
 async def update(c: AppContext, workflow_id: str, name: str, arg: Any) -> Any:
     """Run an Update; a validator's refusal is a 409 with its reason."""
+    from api.market_views import forget
+    from workflows.types import lifecycle_id
+
     client = await c.temporal()
     handle = client.get_workflow_handle(workflow_id)
     try:
@@ -80,6 +83,10 @@ async def update(c: AppContext, workflow_id: str, name: str, arg: Any) -> Any:
         if e.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
             raise ApiError(409, e.message) from None
         raise
+    finally:
+        symbol = workflow_id.removeprefix(lifecycle_id(""))
+        if symbol != workflow_id:  # a market's lifecycle: its cached view is now stale
+            forget(c, symbol)
     return jsonable(asdict(out)) if is_dataclass(out) and not isinstance(out, type) else out
 
 
