@@ -11,7 +11,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-STATES = ("stopped", "trading", "halted")
+from flashmm.domain.market_state import MarketState
+
+# the desired state as persisted: the market state machine's wire strings (byte-identical)
+STATES = tuple(s.value for s in MarketState)
 
 
 class IdempotencyConflictError(ValueError):
