@@ -1,55 +1,66 @@
-"""MarketMaker's operations, used from outside without reaching into its order manager or
-risk engine: venue events through ``apply``, halt/resume/restore, and the status snapshot."""
+"""MarketMaker's operations, used without reaching into its order manager or risk engine."""
 
 from __future__ import annotations
 
-from flashmm.domain.market_state import Activity, MarketState
-from flashmm.domain.orders import Fill, Liquidity, Side
-from flashmm.venue.base import OrderAccepted, OrderCancelled, OrderFilled
-from tests.unit.test_engine_backtest import make_mm
+from dataclasses import replace
+
+from flashmm.config.quoting import QuotingPolicy
+from flashmm.domain.instrument import SEI_USDC
+from flashmm.domain.market_state import MarketState
+from flashmm.venue.base import Heartbeat, OrderAccepted, OrderCancelled
+from hotpath.engine import MarketMaker
+from hotpath.quoting.params import QuoteParams
+from hotpath.risk import RiskLimits
 
 
-def _quoted(now_ns: int = 1_000_000_000):  # type: ignore[no-untyped-def]
-    mm = make_mm()
-    mm.start()
-    batch = mm.cycle(now_ns)
-    assert batch.places
-    return mm, batch
+def _mm(**kw: object) -> MarketMaker:
+    mm = MarketMaker(SEI_USDC, QuoteParams(), RiskLimits(), **kw)  # type: ignore[arg-type]
+    mm.book.set_level(1, 4990, 100)
+    mm.book.set_level(-1, 5010, 100)
+    return mm
 
 
-def test_venue_events_go_through_apply() -> None:
-    mm, batch = _quoted()
-    bid = next(p for p in batch.places if p.side is Side.BUY)
-    got = mm.apply(OrderAccepted(bid.client_id, 7, 2), 2)
-    assert got.order is not None and got.order.client_id == bid.client_id
-    assert mm.open_order_count == len(batch.places)
-    fill = Fill("f1", bid.client_id, Side.BUY, bid.price, bid.lots, 0.0, Liquidity.MAKER, 3)
-    done = mm.apply(OrderFilled(fill, 0), 3)
-    assert done.fill == fill and mm.position.lots == bid.lots
-    assert mm.status()["fills"] == 1 and mm.status()["position_lots"] == bid.lots
-
-
-def test_halt_cancels_everything_and_resume_quotes_again() -> None:
-    mm, batch = _quoted()
-    for p in batch.places:
-        mm.apply(OrderAccepted(p.client_id, 1, 2), 2)
-    cancels = mm.halt("drill", 3)
-    assert {c.client_id for c in cancels.cancels} == {p.client_id for p in batch.places}
-    assert mm.halted and mm.activity() is Activity.HALTED
-    assert mm.status()["state"] == "halted" and mm.status()["halt_reason"] == "drill"
-    assert not mm.cycle(4_000_000_000).places  # halted: nothing new is placed
-    for p in batch.places:  # the venue confirms the cancels
-        mm.apply(OrderCancelled(p.client_id, p.lots, 4), 4)
-    assert mm.open_order_count == 0
+def test_halt_resume_stop_start_and_status() -> None:
+    mm = _mm()
+    mm.on_data(1_000)
+    batch = mm.cycle(1_000)
+    assert batch.places and mm.status()["open_orders"] == len(batch.places)
+    cancels = mm.halt("drill", 2_000)
+    assert len(cancels.cancels) == len(batch.places)
+    st = mm.status()
+    assert (st["state"], st["halt_reason"], st["activity"]) == ("halted", "drill", "halted")
+    assert mm.halted and not mm.cycle(3_000).places
     mm.resume()
-    mm.on_data(4_900_000_000)  # market data still flowing (else the stale-data check denies)
-    assert not mm.halted and mm.cycle(5_000_000_000).places
+    assert mm.status()["activity"] == "trading" and not mm.halted
+    mm.stop()
+    assert mm.status()["activity"] == "stopped"
+    mm.start()
+    assert mm.status()["enabled"] is True
 
 
-def test_a_persisted_halt_is_restored_before_quoting() -> None:
-    mm = make_mm()
-    mm.restore(MarketState.HALTED, "halted before the restart")
-    assert mm.halted and not mm.cycle(1_000_000_000).places
-    fresh = make_mm()
-    fresh.restore(MarketState.TRADING, "")
-    assert not fresh.halted and fresh.cycle(1_000_000_000).places
+def test_restore_a_halted_market() -> None:
+    mm = _mm()
+    mm.restore(MarketState.HALTED, "halted before restart")
+    assert mm.halted and mm.status()["enabled"] is False
+    mm.restore(MarketState.STOPPED, "")
+    assert mm.status()["activity"] == "halted"  # only a resume leaves a halt
+
+
+def test_set_params_and_apply_events() -> None:
+    mm = _mm()
+    mm.set_params(replace(mm.params, levels=1), replace(mm.limits, max_actions_per_s=7))
+    assert mm.params.levels == 1 and mm.limits.max_actions_per_s == 7
+    batch = mm.cycle(1_000)
+    cid = batch.places[0].client_id
+    done = mm.apply(OrderAccepted(cid, 42, 1), 2_000)
+    assert done.order is mm.order(cid)
+    done = mm.apply(OrderCancelled(cid, 0, 3), 3_000)
+    assert done.order is not None and mm.order(cid) is None
+    mm.apply(Heartbeat(4), 5_000)
+    assert mm.status()["open_orders"] == len(batch.places) - 1
+
+
+def test_quoting_policy_setting_turns_the_touch_policy_on() -> None:
+    assert _mm().policy is None
+    touch = MarketMaker(SEI_USDC, QuoteParams(policy=QuotingPolicy.TOUCH), RiskLimits())
+    assert touch.policy is not None
