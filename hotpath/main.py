@@ -77,7 +77,7 @@ async def _run(
     )
     sinks, halted = await open_sinks(settings, symbol)
     if halted is not None:
-        mm.risk.halt(halted)  # a halted market stays halted across restarts
+        mm.halt(halted)  # a halted market stays halted across restarts (nothing to cancel yet)
     sinks.start()
     dm = settings.deadman
     deadman = dm.enabled and settings.stores.enabled  # the switch needs Redis and PostgreSQL
@@ -129,7 +129,7 @@ async def _run(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.hotpath.status_interval_s)
             st = mm.status()
-            st["open_orders"] = len(mm.om.live)
+            st["open_orders"] = mm.open_order_count
             st["elapsed_s"] = time.monotonic() - t0
             st["venue_batches"] = ql.batches_sent
             st.update(last_cycle(ql.last_cycle_at, ql.last_cycle_mono))
@@ -149,7 +149,7 @@ async def _run(
             await advisor.stop()
         await task
         if heartbeat is not None:  # orders left at the venue: the watcher takes over
-            await heartbeat.stop(retire=not mm.om.live)
+            await heartbeat.stop(retire=mm.open_order_count == 0)
         if control is not None:
             await control.stop()
         await venue.close()
@@ -157,20 +157,20 @@ async def _run(
         close_signal = getattr(mm.signal, "close", None)
         if close_signal is not None:  # the model's thread, before the interpreter goes
             close_signal()
-    pos = mm.om.position
+    pos = mm.position
     final = {
         "event": "stopped",
         "symbol": symbol,
         "fills": pos.fill_count,
         "position_lots": pos.lots,
         "net_pnl": pos.net_pnl(mm.book.mid) if mm.book.mid else pos.realized - pos.fees,
-        "open_orders": len(mm.om.live),
+        "open_orders": mm.open_order_count,
     }
     print(
         json.dumps(final)
         if as_json
         else f"{symbol}: stopped; fills {pos.fill_count}, net PnL {final['net_pnl']:+.4f} "
-        f"{inst.quote}, open orders left {len(mm.om.live)}",
+        f"{inst.quote}, open orders left {mm.open_order_count}",
         flush=True,
     )
 
@@ -208,20 +208,24 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
     state_file = Path(hp.state_dir) / f"{file_stem(symbol)}.control.json"
     token = os.environ.get(hp.control_token_env, "")
     if not token:
-        ql.mm.enabled = hp.start_state == "trading"
+        if hp.start_state == "trading":
+            ql.mm.start()
+        else:
+            ql.mm.stop()
         return None
 
     async def switch_key(ref: str) -> str:
         wallet = resolve_key(settings, ref)
-        was = ql.mm.enabled
-        ql.mm.enabled = False  # no re-quoting with the old key while it drains
+        was = ql.mm.status()["enabled"]
+        ql.mm.stop()  # no re-quoting with the old key while it drains
         try:
             left = await ql.cancel_all_and_confirm()
             if left:
                 raise RuntimeError(f"{left} order(s) of the old key still open")
             await venue.switch_wallet(wallet)
         finally:
-            ql.mm.enabled = was
+            if was:
+                ql.mm.start()
         return str(wallet.address)
 
     control = ControlServer(
@@ -234,9 +238,9 @@ async def _control(settings: Settings, symbol: str, ql: Any, venue: Any) -> Any:
     )
     if not state_file.exists():
         control.state = ControlState(state=hp.start_state)
-    if ql.mm.risk.state.value == "halted" and control.state.state != "halted":
+    if ql.mm.halted and control.state.state != "halted":
         # PostgreSQL says this market was halted: the control state follows, durably
-        control.state = ControlState(state="halted", reason=ql.mm.risk.halt_reason)
+        control.state = ControlState(state="halted", reason=ql.mm.status()["halt_reason"])
     control.apply_persisted()
     if control.ceiling_changes:
         await _audit_ceilings(settings, symbol, control.ceiling_changes)
