@@ -6,6 +6,7 @@ them, and nothing imports it (``tests/unit/test_layers.py``).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -203,6 +204,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _lazy(module: str, func: str, settings: bool = True) -> Callable[[argparse.Namespace], int]:
+    """A command whose module is imported only when it runs, called with the settings and the
+    arguments (or the arguments alone): the CLI starts fast whatever it can do."""
+
+    def run(args: argparse.Namespace) -> int:
+        fn = getattr(importlib.import_module(module), func)
+        return int(fn(load_settings(args.config), args) if settings else fn(args))
+
+    return run
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.sim:
         from cli.demo import run_platform_demo
@@ -286,76 +298,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     )
 
 
-def _cmd_temporal(args: argparse.Namespace) -> int:
-    from cli.temporal import run
-
-    return run(load_settings(args.config), args)
-
-
-def _cmd_market(args: argparse.Namespace) -> int:
-    from cli.control import run_market
-
-    return run_market(load_settings(args.config), args)
-
-
-def _cmd_estop(args: argparse.Namespace) -> int:
-    from cli.control import run_estop
-
-    return run_estop(load_settings(args.config), args)
-
-
-def _cmd_codec_server(args: argparse.Namespace) -> int:
-    from cli.control import run_codec_server
-
-    return run_codec_server(args)
-
-
-def _cmd_runbook(args: argparse.Namespace) -> int:
-    from cli.control import run_runbook
-
-    return run_runbook(load_settings(args.config), args)
-
-
-def _cmd_deploy_model(args: argparse.Namespace) -> int:
-    from cli.control import run_deploy_model
-
-    return run_deploy_model(load_settings(args.config), args)
-
-
 def _cmd_api(args: argparse.Namespace) -> int:
     from cli.api import run_api
 
     return run_api(load_settings(args.config), args.host, args.port)
-
-
-def _cmd_api_user(args: argparse.Namespace) -> int:
-    from cli.api import run_api_user
-
-    return run_api_user(load_settings(args.config), args)
-
-
-def _cmd_api_key(args: argparse.Namespace) -> int:
-    from cli.api import run_api_key
-
-    return run_api_key(load_settings(args.config), args)
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from cli.ml import run_train
-
-    return run_train(load_settings(args.config), args)
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from cli.ml import run_evaluate
-
-    return run_evaluate(load_settings(args.config), args)
-
-
-def _cmd_data(args: argparse.Namespace) -> int:
-    from cli.data import run
-
-    return run(args)
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
@@ -391,16 +337,16 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "hotpath": _cmd_hotpath,
     "localnet": _cmd_localnet,
     "backtest": _cmd_backtest,
-    "data": _cmd_data,
-    "train": _cmd_train,
+    "data": _lazy("cli.data", "run", settings=False),
+    "train": _lazy("cli.ml", "run_train"),
     "worker": _cmd_worker,
-    "market": _cmd_market,
-    "temporal": _cmd_temporal,
-    "estop": _cmd_estop,
-    "runbook": _cmd_runbook,
-    "codec-server": _cmd_codec_server,
-    "deploy-model": _cmd_deploy_model,
-    "evaluate": _cmd_evaluate,
+    "market": _lazy("cli.control", "run_market"),
+    "temporal": _lazy("cli.temporal", "run"),
+    "estop": _lazy("cli.control", "run_estop"),
+    "runbook": _lazy("cli.control", "run_runbook"),
+    "codec-server": _lazy("cli.control", "run_codec_server", settings=False),
+    "deploy-model": _lazy("cli.control", "run_deploy_model"),
+    "evaluate": _lazy("cli.ml", "run_evaluate"),
     "services": _cmd_services,
     "db": _cmd_db,
     "audit": _cmd_audit,
@@ -408,8 +354,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "research": _cmd_research,
     "config": _cmd_config,
     "api": _cmd_api,
-    "api-user": _cmd_api_user,
-    "api-key": _cmd_api_key,
+    "api-user": _lazy("cli.api", "run_api_user"),
+    "api-key": _lazy("cli.api", "run_api_key"),
 }
 
 
