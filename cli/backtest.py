@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from flashmm.config import Settings
 from flashmm.sim.params import PRESETS
@@ -63,11 +64,17 @@ def run_backtest_cmd(settings: Settings, args: argparse.Namespace) -> int:
     s = {"preset": preset, **result.summary}
     if not args.no_report:
         s["report"] = str(write_report(result, cfg, Path(args.report_dir)))
-    if args.json:
+    title = f"backtest {inst.symbol}: {args.minutes:g} simulated minutes, seed {args.seed}"
+    return print_summary(title, s, args.json)
+
+
+def print_summary(title: str, s: dict[str, Any], as_json: bool) -> int:
+    """A run's figures: one JSON object, or a titled aligned table."""
+    if as_json:
         print(json.dumps(s, sort_keys=True))
         return 0
     width = max(len(k) for k in s)
-    print(f"backtest {inst.symbol}: {args.minutes:g} simulated minutes, seed {args.seed}")
+    print(title)
     for k, v in s.items():
         shown = f"{v:,.4f}" if isinstance(v, float) else str(v)
         print(f"  {k:<{width}}  {shown}")

@@ -9,7 +9,6 @@ units, converted at the recording's first mid) — see ``replay_limits``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,15 +135,10 @@ def run_replay_cmd(settings: Settings, args: argparse.Namespace) -> int:
     s["order_qty_base"] = order_base
     if not args.no_report:
         s["report"] = str(write_replay_report(result, inst, cfg, Path(args.report_dir)))
-    if args.json:
-        print(json.dumps(s, sort_keys=True))
-        return 0
-    width = max(len(k) for k in s)
-    print(f"replay {inst.symbol}: {s['minutes']:.1f} minutes of recorded data from {args.data}")
-    for k, v in s.items():
-        shown = f"{v:,.4f}" if isinstance(v, float) else str(v)
-        print(f"  {k:<{width}}  {shown}")
-    return 0
+    from cli.backtest import print_summary
+
+    title = f"replay {inst.symbol}: {s['minutes']:.1f} minutes of recorded data from {args.data}"
+    return print_summary(title, s, args.json)
 
 
 def _signal(path: str) -> Any:
