@@ -268,6 +268,15 @@ def run_estop(settings: Settings, args: argparse.Namespace) -> int:
         check_text(args.actor, "--actor", 200)
     except InputError as e:
         raise SystemExit(f"flashmm estop: {e}") from None
+    if not os.environ.get("FLASHMM_CODEC_KEYS"):
+        # workers with a codec refuse plain input: this stop would never run there
+        print(
+            "flashmm estop: warning: no FLASHMM_CODEC_KEYS; workers that encrypt payloads will "
+            "refuse this stop (use the API's POST /v1/emergency-stop, which also halts the hot "
+            "paths directly, or set the key)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def go() -> object:
         client = await connect(settings.control.temporal_address, settings.control.namespace)

@@ -330,3 +330,14 @@ def test_platform_demo_trades_talks_to_the_cli_and_stops_cleanly(tmp_path: Path)
     assert not profile_path.exists()
     run_dir = Path(out.split("password in ", 1)[1].split(";", 1)[0]).parent
     assert run_dir.name.startswith("flashmm-demo-") and not run_dir.exists()
+
+
+def test_an_estop_without_the_codec_key_warns_that_workers_will_refuse_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLASHMM_CODEC_KEYS", raising=False)
+    monkeypatch.setenv("FLASHMM_CONTROL__TEMPORAL_ADDRESS", "127.0.0.1:1")  # nothing there
+    with pytest.raises(Exception):  # noqa: B017 (no server: only the warning matters here)
+        main(["estop", "--market", "SEI/USDC", "--reason", "no key"])
+    err = capsys.readouterr().err
+    assert "no FLASHMM_CODEC_KEYS" in err and "/v1/emergency-stop" in err
