@@ -17,8 +17,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-from cli import demo_prometheus, demo_screen
-from cli.demo_screen import Board, MarketView, WorkflowView
+from cli import demo_feeds, demo_panels, demo_plain, demo_prometheus, demo_screen
+from cli.demo_board import Board, MarketView, WorkflowView
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -81,7 +81,7 @@ def _view(symbol: str = "SEI/USDC", **over: Any) -> MarketView:
 
 def _text(board: Board, width: int = 200) -> str:
     console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
-    console.print(demo_screen.render(board))
+    console.print(demo_panels.render(board))
     return console.export_text()
 
 
@@ -201,14 +201,14 @@ def test_narrow_terminal_still_renders_every_panel() -> None:
 
 
 def test_plain_lines_keep_the_format_scripts_read() -> None:
-    line = demo_screen.plain_line(_view(), 12.3)
+    line = demo_plain.plain_line(_view(), 12.3)
     assert line.startswith("[  12.3s] SEI/USDC  active   ")
     assert "mkt 0.4998/0.5002 ours 0.4997/0.5003 pos +3000" in line
     assert "| chain: open 4 usei 1,234.50 uusdc 9,876.00" in line
     assert "stores PRt backlog 17" in line
-    dead = demo_screen.plain_line(_view(exit_code=1), 1.0)
+    dead = demo_plain.plain_line(_view(exit_code=1), 1.0)
     assert "DEAD (exit 1), restarting | chain: open 4" in dead
-    assert demo_screen.plain_line(_view(status={}), 1.0).endswith("starting...")
+    assert demo_plain.plain_line(_view(status={}), 1.0).endswith("starting...")
 
 
 def test_display_prints_plain_lines_without_a_terminal(
@@ -247,8 +247,8 @@ def test_stderr_goes_to_the_log_file_and_comes_back(tmp_path: Path) -> None:
     assert (before.st_ino, before.st_dev) == (after.st_ino, after.st_dev)
     assert log.read_text().splitlines() == ["a warning", "child"]
     assert oct(log.stat().st_mode & 0o777) == oct(0o600)
-    assert demo_screen.log_tail(log, 1) == ["child"]
-    assert demo_screen.log_tail(tmp_path / "missing") == []
+    assert demo_feeds.log_tail(log, 1) == ["child"]
+    assert demo_feeds.log_tail(tmp_path / "missing") == []
 
 
 def test_prometheus_config_scrapes_the_demo_processes_with_the_project_rules() -> None:
