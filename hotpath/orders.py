@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import Instrument
-from flashmm.domain.orders import Fill, Order, OrderState, Side
+from flashmm.domain.orders import SIDES, Fill, Order, OrderState, Side
 from flashmm.domain.position import Position
 from flashmm.venue.base import CancelOrder, OpenOrder, OrderBatch, PlaceOrder
 from hotpath.quoting.quoter import Quote
@@ -61,14 +61,28 @@ class OrderManager:
         return Exposure(self.position.lots, buy, sell, notional * self.lot_value)
 
     def others_touch(self, book: L2Book) -> tuple[int, int]:
-        """Best bid and ask of everyone else: the book minus our resting orders (0 = none)."""
+        """Best bid and ask of everyone else: the book minus our resting orders (0 = none).
+        A side where none of ours rests at or through the touch is the book's touch (the
+        common case, no depth read)."""
+        bid, ask = book.best_bid, book.best_ask
+        at_bid = at_ask = False
+        for o in self.live.values():
+            if o.state is not OrderState.PENDING_NEW:
+                if o.side > 0:
+                    at_bid = at_bid or o.price >= bid
+                else:
+                    at_ask = at_ask or o.price <= ask
+        if not (at_bid or at_ask):
+            return bid, ask
         mine: dict[tuple[int, int], int] = {}
         for o in self.live.values():
             if o.state is not OrderState.PENDING_NEW:
                 key = (int(o.side), o.price)
                 mine[key] = mine.get(key, 0) + o.remaining
-        bid = next((p for p, q in book.depth(1, 10) if q > mine.get((1, p), 0)), 0)
-        ask = next((p for p, q in book.depth(-1, 10) if q > mine.get((-1, p), 0)), 0)
+        if at_bid:
+            bid = next((p for p, q in book.depth(1, 10) if q > mine.get((1, p), 0)), 0)
+        if at_ask:
+            ask = next((p for p, q in book.depth(-1, 10) if q > mine.get((-1, p), 0)), 0)
         return bid, ask
 
     # --- diff ---------------------------------------------------------------------------
@@ -98,7 +112,7 @@ class OrderManager:
     # --- sending ------------------------------------------------------------------------
     def new_order(self, q: Quote, now_ns: int) -> Order:
         o = Order(
-            self.next_client_id(), Side(q.side), q.price, q.lots, level=q.level, created_ns=now_ns
+            self.next_client_id(), SIDES[q.side], q.price, q.lots, level=q.level, created_ns=now_ns
         )
         self.live[o.client_id] = o
         return o

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
 from flashmm.domain.symbols import slug
@@ -22,12 +22,19 @@ class Instrument:
     lot_size: Decimal
     maker_fee_bps: Decimal = Decimal("0")
     taker_fee_bps: Decimal = Decimal("0")
+    # float figures the hot path multiplies by on every cycle: computed once from the decimals
+    _ntl: float = field(init=False, repr=False, compare=False)
+    _maker_bps: float = field(init=False, repr=False, compare=False)
+    _taker_bps: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0:
             raise ValueError(f"{self.symbol}: tick_size must be positive, got {self.tick_size}")
         if self.lot_size <= 0:
             raise ValueError(f"{self.symbol}: lot_size must be positive, got {self.lot_size}")
+        object.__setattr__(self, "_ntl", float(self.tick_size * self.lot_size))
+        object.__setattr__(self, "_maker_bps", float(self.maker_fee_bps))
+        object.__setattr__(self, "_taker_bps", float(self.taker_fee_bps))
 
     @property
     def slug(self) -> str:
@@ -47,7 +54,7 @@ class Instrument:
     @property
     def notional_per_tick_lot(self) -> float:
         """Quote-currency value of one lot at a price of one tick."""
-        return float(self.tick_size * self.lot_size)
+        return self._ntl
 
     def price_to_ticks(self, price: Decimal | str | float) -> int:
         """Round a price down to whole ticks; raises on a negative price."""
@@ -73,12 +80,12 @@ class Instrument:
 
     def notional(self, price_ticks: int, lots: int) -> float:
         """Quote-currency notional of ``lots`` at ``price_ticks``."""
-        return price_ticks * lots * self.notional_per_tick_lot
+        return price_ticks * lots * self._ntl
 
     def fee(self, price_ticks: int, lots: int, maker: bool) -> float:
         """Fee in quote currency (negative is a rebate)."""
-        bps = self.maker_fee_bps if maker else self.taker_fee_bps
-        return self.notional(price_ticks, lots) * float(bps) / 10_000.0
+        bps = self._maker_bps if maker else self._taker_bps
+        return price_ticks * lots * self._ntl * bps / 10_000.0
 
 
 SEI_USDC = Instrument(

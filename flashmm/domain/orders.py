@@ -17,6 +17,10 @@ class Side(IntEnum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
+SIDES: dict[int, Side] = {1: Side.BUY, -1: Side.SELL}
+"""``Side(x)`` for the hot path: a dict lookup instead of the enum's call machinery."""
+
+
 class Liquidity(Enum):
     """Whether a fill added (maker) or removed (taker) liquidity."""
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import Instrument
-from flashmm.domain.orders import Fill, Liquidity, Side
+from flashmm.domain.orders import SIDES, Fill, Liquidity
 from flashmm.sim import native_book as nb
 from flashmm.sim import native_core as nc
 from flashmm.sim import native_events as ne
@@ -379,7 +379,7 @@ class NativeVenueCore:
         _, cid, _, _, price, lots, side, _, _, t, _ = report
         fee = self.instrument.fee(price, lots, maker=True)
         fid = f"sim-{next(self._fill_no)}"
-        return Fill(fid, cid, Side(side), price, lots, fee, Liquidity.MAKER, int(t * 1e9))
+        return Fill(fid, cid, SIDES[side], price, lots, fee, Liquidity.MAKER, int(t * 1e9))
 
     def take_trades(self) -> list[TradeRow]:
         """Market executions since the last call, in order: (price, lots, aggressor, best

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from flashmm.book.l2 import L2Book
 from flashmm.domain.instrument import SEI_USDC
 from flashmm.domain.orders import Fill, Liquidity, Order, OrderState, Side
 from flashmm.venue.base import CancelOrder, OpenOrder, PlaceOrder
@@ -310,3 +311,37 @@ def test_reconcile_with_empty_venue_keeps_only_pending_new() -> None:
     assert orphans == []
     assert dropped == [a.client_id]
     assert list(om.live) == [b.client_id]
+
+
+# --- the others' touch -----------------------------------------------------------------------
+def _book(bids: dict[int, int], asks: dict[int, int]) -> L2Book:
+    b = L2Book()
+    for price, lots in bids.items():
+        b.set_level(1, price, lots)
+    for price, lots in asks.items():
+        b.set_level(-1, price, lots)
+    return b
+
+
+def test_others_touch_is_the_book_touch_when_none_of_ours_is_at_it() -> None:
+    om, orders = om_with(Quote(1, 0, 4990, 100), Quote(-1, 0, 5010, 100))
+    for o in orders:
+        om.on_accepted(o.client_id, 1)
+    book = _book({4995: 300, 4990: 100}, {5005: 200, 5010: 100})
+    assert om.others_touch(book) == (4995, 5005)
+
+
+def test_others_touch_skips_levels_that_are_only_ours_at_every_depth() -> None:
+    # ours alone at the touch (4995) and alone one level deeper (4994): the others' bid
+    # is the level behind both; on the ask our order is only part of the level
+    om, orders = om_with(Quote(1, 0, 4995, 100), Quote(1, 1, 4994, 50), Quote(-1, 0, 5005, 100))
+    for o in orders:
+        om.on_accepted(o.client_id, 1)
+    book = _book({4995: 100, 4994: 50, 4993: 70}, {5005: 250, 5006: 10})
+    assert om.others_touch(book) == (4993, 5005)
+
+
+def test_others_touch_counts_orders_still_in_flight_as_not_resting() -> None:
+    om, _ = om_with(Quote(1, 0, 4995, 100))  # PENDING_NEW: not in the book yet
+    book = _book({4995: 100}, {5005: 10})
+    assert om.others_touch(book) == (4995, 5005)
