@@ -232,3 +232,28 @@ def test_monitoring_uses_the_project_rules_and_dashboards(rendered: dict[str, Do
     assert cms["prometheus-config"]["data"]["alerts.yml"] == alerts
     for f in (REPO / "deploy" / "grafana" / "dashboards").glob("*.json"):
         assert cms["grafana-dashboards"]["data"][f.name] == f.read_text()
+
+
+def test_prod_exports_traces_to_a_collector_the_egress_policy_admits(
+    rendered: dict[str, Docs],
+) -> None:
+    docs = rendered["prod"]
+    config = next(
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "flashmm-config"
+    )
+    endpoint = yaml.safe_load(config["data"]["config.yaml"])["telemetry"]["otlp_endpoint"]
+    m = re.fullmatch(r"http://[\w.-]+\.(?P<ns>[\w-]+)\.svc\.cluster\.local:(?P<port>\d+)", endpoint)
+    assert m, endpoint
+    admitted = [
+        rule
+        for d in docs
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "flashmm-egress"
+        for rule in d["spec"]["egress"]
+        if {"port": int(m["port"]), "protocol": "TCP"} in rule.get("ports", [])
+        and any(
+            t.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+            == m["ns"]
+            for t in rule.get("to", [])
+        )
+    ]
+    assert admitted, f"no egress rule admits {endpoint}"
