@@ -45,6 +45,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("real data (with --data)")
     g.add_argument("--data", nargs="+", metavar="DIR", help="event stores to train on")
     g.add_argument("--sample-ms", type=int, default=100, help="sample step, local clock (100)")
+    g.add_argument("--phases", type=int, default=1,
+                   help="interleaved sample grids, each every --sample-ms (1)")  # fmt: skip
+    g.add_argument("--residual", action="store_true",
+                   help="mlp: wide path fitted first, frozen; deep path corrects it")  # fmt: skip
     g.add_argument(
         "--test-frac", type=float, default=0.25, help="last part of each store, held out (0.25)"
     )

@@ -75,6 +75,7 @@ def _train(
         seq_len=int(cfg["seq_len"]), device=args.device,
         weight_decay=float(cfg.get("weight_decay", 1e-2)), weighted=bool(cfg.get("weighted")),
         model_kwargs=kwargs, threads=args.threads, quiet=args.quiet,
+        residual=bool(cfg.get("residual")) and kind == "mlp",
     )  # fmt: skip
 
 
@@ -87,11 +88,12 @@ def run_train_real(args: argparse.Namespace) -> int:
     stores = [EventStore.open(p) for p in args.data]
     feed = _feed_ns(args.feed_latency_ms)
     t0 = time.perf_counter()
-    tr, va, ranges = training_sets(stores, splits, args.sample_ms, feed)
+    tr, va, ranges = training_sets(stores, splits, args.sample_ms, feed, args.phases)
     t_data = time.perf_counter() - t0
     cfg = {
         "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "patience": args.patience, "seq_len": args.seq_len, "weighted": args.weighted,
+        "residual": args.residual,
     }  # fmt: skip
     _log(args, f"{len(tr)} training rows, {len(va)} validation rows ({t_data:.1f} s)")
     t1 = time.perf_counter()
@@ -101,6 +103,7 @@ def run_train_real(args: argparse.Namespace) -> int:
         "source": "real",
         "stores": [store_info(s) for s in stores],
         "sample_ms": args.sample_ms,
+        "phases": args.phases,
         "feed_latency_ms": args.feed_latency_ms,
         "feed_latency": "recorded" if feed is None else f"{args.feed_latency_ms:g} ms",
         "label": "sign(exchange mid(t+h) - local mid(t)), dead band 0",
@@ -166,9 +169,12 @@ def run_evaluate_real(settings: Settings, args: argparse.Namespace) -> int:
         raise ValueError("--data evaluates a model trained with --data (card source 'real')")
     splits = Splits(**dr["splits"])
     sample_ms = int(dr["sample_ms"])
+    phases = int(dr.get("phases", 1))
     feed_ms = args.feed_latency_ms if args.feed_latency_ms is not None else dr["feed_latency_ms"]
     train_stores = _training_stores(card, args)
-    tr, va, _ = training_sets(train_stores, splits, sample_ms, _feed_ns(dr["feed_latency_ms"]))
+    tr, va, _ = training_sets(
+        train_stores, splits, sample_ms, _feed_ns(dr["feed_latency_ms"]), phases
+    )
     notes: list[str] = []
     if fingerprint(tr) != dr.get("fingerprint"):
         notes.append("rebuilt training data differs from the card's fingerprint")
@@ -187,7 +193,7 @@ def run_evaluate_real(settings: Settings, args: argparse.Namespace) -> int:
     sets: dict[str, Any] = {}
     for p in args.data:
         store = EventStore.open(p)
-        test, role = held_out(store, trained_on, splits, sample_ms, _feed_ns(feed_ms))
+        test, role = held_out(store, trained_on, splits, sample_ms, _feed_ns(feed_ms), phases)
         name = Path(p).name + (f"-feed-{feed_ms:g}ms" if args.feed_latency_ms is not None else "")
         extra = {"role": role, "store": test.meta, "notes": notes}
         rep = evaluate(models, test, model.seq_len, Path(args.out) / name, extra)

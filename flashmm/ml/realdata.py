@@ -10,6 +10,13 @@ later), DOWN/FLAT/UP with a dead band (default 0: any move counts).
 
 Splits are chronological per store, never random: train, then validation, then test, with a
 gap of ``gap_s`` between them (longer than the longest horizon, so no label looks across).
+
+Denser data without changing the cadence: ``phases`` > 1 samples the same recording on
+``phases`` interleaved grids, each every ``sample_ms`` (offset by ``sample_ms / phases``), each
+with its own ``FeatureEngine``, so every row's features mean what they mean at the
+``sample_ms`` cadence the hot path runs at (several features count samples, e.g. ``ofi_5``,
+``imb_1_change``). The grids are joined as separate sessions and split by one common time
+range per store.
 """
 
 from __future__ import annotations
@@ -92,9 +99,13 @@ def build(
     horizons_s: tuple[float, ...] = HORIZONS_S,
     feed_latency_ns: int | None = None,
     dead_band_ticks: float = 0.0,
+    offset_ns: int = 0,
 ) -> Dataset:
-    """Features every ``sample_ms`` on the local clock, labelled from the exchange mid."""
+    """Features every ``sample_ms`` on the local clock (a grid shifted by ``offset_ns``),
+    labelled from the exchange mid."""
     step = sample_ms * 1_000_000
+    if not 0 <= offset_ns < step:
+        raise ValueError("the grid offset must be in [0, sample_ms)")
     offsets = [round(h * 1e9 / step) for h in horizons_s]
     if any(o * step != round(h * 1e9) for o, h in zip(offsets, horizons_s, strict=True)):
         raise ValueError("horizons must be multiples of the sample step")
@@ -105,7 +116,7 @@ def build(
     core = ReplayCore(arrays, 0, 0)
     book = ReplayBook(core)
     fe = FeatureEngine()
-    t = -(-core.first_local_ns // step) * step
+    t = -(-core.first_local_ns // step) * step + offset_ns
     end = int(max(arrays.local.max(), arrays.exch.max()))
     n_grid = (end - t) // step + 1
     ex_mid = np.full(n_grid, math.nan)
@@ -142,11 +153,28 @@ def build(
             "feed_latency_ns": feed_latency_ns,
             "feed_shift_ns": arrays.feed_shift_ns,
             "dead_band_ticks": dead_band_ticks,
+            "offset_ns": offset_ns,
             "label": "sign(exchange mid(t+h) - local mid(t))",
         }
     )
     ts = t + idx * step
     return Dataset(x[ok], y[ok], ts[ok], mid_now[ok], tuple(horizons_s), info)
+
+
+def build_phases(
+    store: EventStore,
+    sample_ms: int = SAMPLE_MS,
+    phases: int = 1,
+    feed_latency_ns: int | None = None,
+) -> list[Dataset]:
+    """``build`` on ``phases`` grids of step ``sample_ms``, offset by ``sample_ms / phases``."""
+    step = sample_ms * 1_000_000
+    if phases < 1 or step % phases:
+        raise ValueError("phases must be >= 1 and divide the sample step (in ns)")
+    return [
+        build(store, sample_ms, feed_latency_ns=feed_latency_ns, offset_ns=k * step // phases)
+        for k in range(phases)
+    ]
 
 
 def _feed_trades(fe: FeatureEngine, core: ReplayCore) -> None:
@@ -159,9 +187,12 @@ def take(d: Dataset, mask: np.ndarray) -> Dataset:
     return Dataset(d.x[mask], d.y[mask], d.ts[mask], d.mid[mask], d.horizons_s, dict(d.meta))
 
 
-def split(d: Dataset, splits: Splits) -> tuple[Dataset, Dataset, Dataset]:
-    """(train, val, test) by time: train | gap | val | gap | test, each a contiguous span."""
-    t0, t1 = int(d.ts[0]), int(d.ts[-1])
+def split(
+    d: Dataset, splits: Splits, bounds: tuple[int, int] | None = None
+) -> tuple[Dataset, Dataset, Dataset]:
+    """(train, val, test) by time: train | gap | val | gap | test, each a contiguous span of
+    the time range ``bounds`` (default: ``d``'s first to last timestamp)."""
+    t0, t1 = bounds or (int(d.ts[0]), int(d.ts[-1]))
     span = t1 - t0
     a = t0 + span * (1.0 - splits.val_frac - splits.test_frac)
     b = t0 + span * (1.0 - splits.test_frac)
@@ -175,6 +206,21 @@ def split(d: Dataset, splits: Splits) -> tuple[Dataset, Dataset, Dataset]:
         if len(part):
             part.meta["from_ns"], part.meta["to_ns"] = int(part.ts[0]), int(part.ts[-1])
     return train, val, test
+
+
+def split_phases(grids: list[Dataset], splits: Splits) -> tuple[Dataset, Dataset, Dataset]:
+    """``split`` of each grid of one store by the first grid's time range, the parts joined
+    grid after grid (each grid a session of its own)."""
+    bounds = (int(grids[0].ts[0]), int(grids[0].ts[-1]))
+    parts = [split(g, splits, bounds) for g in grids]
+    if len(parts) == 1:
+        return parts[0]
+    out: list[Dataset] = []
+    for k in range(3):
+        joined = Dataset.concat([p[k] for p in parts])
+        joined.meta = {**parts[0][k].meta, "rows": len(joined), "phases": len(grids)}
+        out.append(joined)
+    return out[0], out[1], out[2]
 
 
 def concat(parts: list[Dataset]) -> Dataset:
@@ -195,13 +241,15 @@ def training_sets(
     splits: Splits,
     sample_ms: int = SAMPLE_MS,
     feed_latency_ns: int | None = None,
+    phases: int = 1,
 ) -> tuple[Dataset, Dataset, list[dict[str, Any]]]:
     """(train, val, per-store split ranges): each store split by time, the parts joined."""
     trs: list[Dataset] = []
     vas: list[Dataset] = []
     ranges: list[dict[str, Any]] = []
     for s in stores:
-        tr, va, te = split(build(s, sample_ms, feed_latency_ns=feed_latency_ns), splits)
+        grids = build_phases(s, sample_ms, phases, feed_latency_ns)
+        tr, va, te = split_phases(grids, splits)
         if not len(tr) or not len(va):
             raise ValueError(f"{s.path}: too short for the train/val split")
         trs.append(tr)
@@ -222,13 +270,19 @@ def held_out(
     splits: Splits,
     sample_ms: int = SAMPLE_MS,
     feed_latency_ns: int | None = None,
+    phases: int = 1,
 ) -> tuple[Dataset, str]:
     """The held-out rows of ``store``: its test tail when its events sha256 is among
-    ``trained_on`` (a later time than its training part), else all of it."""
-    d = build(store, sample_ms, feed_latency_ns=feed_latency_ns)
-    if d.meta.get("events_sha256") in trained_on:
-        return split(d, splits)[2], "later-time tail of a training recording"
-    return d, "not trained on"
+    ``trained_on`` (a later time than its training part), else all of it (on ``phases``
+    interleaved grids, each a session of its own)."""
+    grids = build_phases(store, sample_ms, phases, feed_latency_ns)
+    if grids[0].meta.get("events_sha256") in trained_on:
+        return split_phases(grids, splits)[2], "later-time tail of a training recording"
+    if len(grids) == 1:
+        return grids[0], "not trained on"
+    whole = Dataset.concat(grids)
+    whole.meta = {**grids[0].meta, "rows": len(whole), "phases": len(grids)}
+    return whole, "not trained on"
 
 
 def _span(d: Dataset) -> dict[str, Any]:
@@ -240,4 +294,4 @@ def _span(d: Dataset) -> dict[str, Any]:
     def utc(ns: int) -> str:
         return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
 
-    return {"rows": len(d), "from_utc": utc(int(d.ts[0])), "to_utc": utc(int(d.ts[-1]))}
+    return {"rows": len(d), "from_utc": utc(int(d.ts.min())), "to_utc": utc(int(d.ts.max()))}

@@ -8,6 +8,11 @@ decay; early stopping on the validation NLL restores the best epoch's weights (t
 baseline, a convex problem, is instead fitted to its optimum by full-batch L-BFGS); a
 per-horizon temperature is then fitted on the validation logits. Same seed, same device and
 thread count: same weights.
+
+With ``residual`` (MLP with a ``wide`` path only), the wide path is fitted first by L-BFGS
+(the imbalance logistic regression, as the baseline is) and frozen, and the deep path's output
+layer is zeroed: the model starts as that regression and learns a correction, and early
+stopping can keep the regression itself (epoch 0).
 """
 
 from __future__ import annotations
@@ -155,6 +160,22 @@ def _fit_lbfgs(
         return float(_loss(model(x), y, weights))
 
 
+def _fit_wide_first(model: nn.Module, x_last: Tensor, y: Tensor, weights: Tensor | None) -> None:
+    """An MLP's wide path fitted alone by L-BFGS (deep output zeroed), then frozen."""
+    last = model.net[-1]  # type: ignore[index]
+    assert isinstance(last, nn.Linear)
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    trainable = {n: p.requires_grad for n, p in model.named_parameters()}
+    for n, p in model.named_parameters():
+        p.requires_grad_(n.startswith("wide."))
+    _fit_lbfgs(model, x_last, y, weights)
+    for n, p in model.named_parameters():
+        p.grad = None
+        p.requires_grad_(trainable[n] and not n.startswith("wide."))
+
+
 def _schedule(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -179,8 +200,10 @@ def train(
     model_kwargs: dict[str, Any] | None = None,
     threads: int | None = None,
     quiet: bool = False,
+    residual: bool = False,
 ) -> TrainResult:
-    """Train a ``kind`` model on ``train``, early-stopped and calibrated on ``val``."""
+    """Train a ``kind`` model on ``train``, early-stopped and calibrated on ``val``
+    (``residual``: see the module docstring; MLP only)."""
     if train.horizons_s != val.horizons_s:
         raise ValueError("train and validation sets have different horizons")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -191,7 +214,7 @@ def train(
     try:
         return _train(
             train, val, kind, seed, epochs, batch_size, lr, patience, seq_len, dev,
-            weight_decay, weighted, dict(model_kwargs or {}), quiet,
+            weight_decay, weighted, dict(model_kwargs or {}), quiet, residual,
         )  # fmt: skip
     finally:
         torch.set_num_threads(old_threads)
@@ -212,6 +235,7 @@ def _train(
     weighted: bool,
     model_kwargs: dict[str, Any],
     quiet: bool,
+    residual: bool = False,
 ) -> TrainResult:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -240,6 +264,10 @@ def _train(
         val_loss = float(_loss(predict_logits(model, xv, va_idx, seq_len), yv[va_idx], None))
         history.append({"epoch": 1, "train_loss": tr_loss, "val_loss": val_loss})
         best_epoch, best_state, epochs = 1, copy.deepcopy(model.state_dict()), 0
+    if kind == "mlp" and residual and getattr(model, "use_wide", False):
+        _fit_wide_first(model, xt[torch.from_numpy(tr_idx).to(dev)], yt[tr_idx], weights)
+        best_loss = float(_loss(predict_logits(model, xv, va_idx, seq_len), yv[va_idx], None))
+        best_epoch, best_state = 0, copy.deepcopy(model.state_dict())  # epoch 0: the regression
     for epoch in range(epochs):
         model.train()
         perm = torch.from_numpy(rng.permutation(tr_idx)).to(dev)
@@ -287,6 +315,7 @@ def _train(
         "weight_decay": weight_decay,
         "weighted": weighted,
         "model_kwargs": model_kwargs,
+        "residual": residual,
         "device": dev.type,
         "train_windows": len(tr_idx),
         "val_windows": len(va_idx),

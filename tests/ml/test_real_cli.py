@@ -32,6 +32,7 @@ def test_card_names_the_recordings_and_the_splits(trained: Path) -> None:
     card = json.loads((trained / "card.json").read_text())
     dr = card["data_range"]
     assert dr["source"] == "real" and dr["sample_ms"] == 100 and dr["feed_latency"] == "recorded"
+    assert dr["phases"] == 1
     assert [s["symbol"] for s in dr["stores"]] == ["BTCUSDT", "BTCUSDT"]
     assert dr["stores"][1]["files"] == ["btcusdt_20240718.gz", "btcusdt_20240719.gz"]
     assert dr["splits"] == {"val_frac": 0.15, "test_frac": 0.25, "gap_s": 10.0}

@@ -14,7 +14,17 @@ from flashmm.marketdata.store import EventStore
 from flashmm.ml.calibration import horizon_metrics
 from flashmm.ml.dataset import FLAT, Dataset
 from flashmm.ml.evaluate import EvalModel, logits_on, no_change_model, versus_imbalance
-from flashmm.ml.realdata import Splits, build, concat, held_out, split, training_sets
+from flashmm.ml.realdata import (
+    IMBALANCE_WIDE,
+    TICK_FREE,
+    Splits,
+    build,
+    build_phases,
+    concat,
+    held_out,
+    split,
+    training_sets,
+)
 from flashmm.ml.schema import FEATURE_NAMES
 from flashmm.ml.train import train, window_index
 
@@ -112,3 +122,39 @@ def test_versus_imbalance_needs_every_check() -> None:
     assert v["beats_all"] is False and v["checks"]["accuracy_moved_200ms"] is False
     assert v["checks"]["nll_500ms"] is True
     assert versus_imbalance(metrics, "logistic") == {}
+
+
+def test_phases_are_interleaved_grids_at_the_same_cadence(
+    real_store: Callable[[str], Path], btc24: Dataset
+) -> None:
+    store = EventStore.open(real_store("btc-usdm-2024"))
+    grids = build_phases(store, 100, 2)
+    assert np.array_equal(grids[0].x, btc24.x) and np.array_equal(grids[0].y, btc24.y)
+    assert grids[1].ts[0] - grids[0].ts[0] == 50_000_000
+    assert np.all(np.diff(grids[1].ts) % 100_000_000 == 0)  # each grid keeps the 100 ms step
+    with pytest.raises(ValueError, match="phases"):
+        build_phases(store, 100, 3)  # 100 ms is no whole number of ns / 3
+    tr, va, _ = training_sets([store], Splits(), phases=2)
+    one, _, _ = training_sets([store], Splits())
+    assert 1.9 < len(tr) / len(one) < 2.1
+    for i in window_index(tr.ts, 16):  # a history window never mixes the two grids
+        assert np.all(np.diff(tr.ts[i - 15 : i + 1]) == 100_000_000)
+    tail, _ = held_out(store, {str(btc24.meta["events_sha256"])}, Splits(), phases=2)
+    assert tail.ts.min() >= va.ts.max() + 10e9
+
+
+def test_residual_mlp_starts_as_the_imbalance_regression(btc24: Dataset) -> None:
+    tr, va, te = split(btc24, Splits())
+    kw = {"inputs": TICK_FREE, "wide": IMBALANCE_WIDE}
+    start = train(tr, va, "mlp", epochs=0, seq_len=1, threads=1, quiet=True, model_kwargs=kw,
+                  residual=True)  # fmt: skip
+    logistic = train(tr, va, "logistic", seq_len=1, threads=1, quiet=True)
+    a, _ = logits_on(EvalModel(start.model, start.schema), te, 1)
+    b, _ = logits_on(EvalModel(logistic.model, logistic.schema), te, 1)
+    pa, pb = torch.softmax(torch.from_numpy(a), -1), torch.softmax(torch.from_numpy(b), -1)
+    assert start.best_epoch == 0 and torch.allclose(pa, pb, atol=5e-3)  # the same regression
+    res = train(tr, va, "mlp", epochs=2, patience=2, seq_len=1, threads=1, quiet=True,
+                model_kwargs=kw, residual=True)  # fmt: skip
+    wide = res.model.wide  # type: ignore[union-attr]
+    assert torch.equal(wide.weight, start.model.wide.weight)  # type: ignore[union-attr]
+    assert res.config["residual"] is True
