@@ -10,17 +10,13 @@ own thread; the cycle only takes the latest fresh result, never waits for it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Any, Protocol, cast
+from typing import cast
 
 from flashmm.book.l2 import L2Book
 from flashmm.config.quoting import QuotingPolicy
 from flashmm.domain.instrument import Instrument
-from flashmm.domain.market_state import Activity, MarketState
-from flashmm.domain.market_state import activity as combined_activity
-from flashmm.domain.orders import Fill, Order, OrderState
-from flashmm.domain.position import Position
+from flashmm.domain.orders import Fill, OrderState
 from flashmm.ml.features import FeatureEngine
 from flashmm.venue.base import (
     CancelRejected,
@@ -34,6 +30,17 @@ from flashmm.venue.base import (
     TradePrint,
     VenueEvent,
 )
+from hotpath.engine_ops import EngineOps
+from hotpath.engine_types import (
+    Adjustment,
+    Applied,
+    BackgroundSignal,
+    CycleStats,
+    NoSignal,
+    RiskView,
+    Signal,
+    reducing_only,
+)
 from hotpath.latency import StageTimers
 from hotpath.orders import OrderManager
 from hotpath.quoting.estimators import IntensityEstimator, VolEstimator
@@ -42,104 +49,24 @@ from hotpath.quoting.quoter import Quote, QuoteInputs, build_quotes
 from hotpath.quoting.touch_policy import TouchPolicy, TouchPolicyConfig
 from hotpath.risk import RiskEngine, RiskLimits, TradingState
 
-
-class Signal(Protocol):
-    """A directional signal: (direction −1..1, confidence 0..1) from the feature vector.
-
-    ``uses_features`` False means the engine need not compute the 64 features at all."""
-
-    uses_features: bool
-
-    def predict(self, features: list[float], ts_ns: int, mid: float) -> tuple[float, float]: ...
-
-    def observe(self, ts_ns: int, mid: float) -> None:
-        """Every book change (scores past predictions)."""
-
-
-class BackgroundSignal(Signal, Protocol):
-    """A signal computed off the cycle: ``submit`` hands it a sampled feature row (never
-    blocks), ``current`` is the latest fresh result (or a fallback), at once."""
-
-    lead_ns: int
-
-    def submit(self, features: list[float], ts_ns: int, mid: float) -> None: ...
-
-    def current(self, features: list[float], ts_ns: int, mid: float) -> tuple[float, float]: ...
-
-
-class NoSignal:
-    """The neutral signal, used when no model is loaded."""
-
-    uses_features = False
-
-    def predict(self, features: list[float], ts_ns: int, mid: float) -> tuple[float, float]:
-        return 0.0, 0.0
-
-    def observe(self, ts_ns: int, mid: float) -> None:
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class Adjustment:
-    """A bounded nudge from a slow advisor (e.g. an LLM regime assessment): it may only
-    widen spreads (``spread_mult`` ≥ 1) or damp the signal (``signal_scale`` in [0, 1])."""
-
-    spread_mult: float = 1.0
-    signal_scale: float = 1.0
-    reason: str = ""
-
-    def __post_init__(self) -> None:
-        if not 1.0 <= self.spread_mult <= 3.0:
-            raise ValueError(f"spread_mult must be in [1, 3], got {self.spread_mult}")
-        if not 0.0 <= self.signal_scale <= 1.0:
-            raise ValueError(f"signal_scale must be in [0, 1], got {self.signal_scale}")
-
-
-@dataclass(slots=True)
-class CycleStats:
-    cycles: int = 0
-    reactive_cycles: int = 0
-    quotes_sent: int = 0
-    cancels_sent: int = 0
-    fills: int = 0
-    placed_buy: int = 0
-    placed_sell: int = 0
-    fills_buy: int = 0
-    fills_sell: int = 0
-    quoted_spread_sum: float = 0.0
-    quoted_spread_n: int = 0
-    market_spread_sum: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What a venue event changed, for the owner's records: the order whose record changed
-    (a fill's order only once it is done) and a newly applied fill (None: a duplicate)."""
-
-    order: Order | None = None
-    fill: Fill | None = None
-    reason: str = ""  # a rejection's
-
+__all__ = [
+    "Adjustment",
+    "Applied",
+    "BackgroundSignal",
+    "CycleStats",
+    "MarketMaker",
+    "NoSignal",
+    "RiskView",
+    "Signal",
+    "reducing_only",
+]
 
 _NOTHING = Applied()
 
 
-def reducing_only(quotes: list[Quote], position_lots: int) -> list[Quote]:
-    """Keep quotes that work the position toward flat, sized so that all of them filling
-    lands at most at flat."""
-    left = abs(position_lots)
-    out: list[Quote] = []
-    for q in quotes:
-        if q.side * position_lots >= 0 or left <= 0:
-            continue
-        n = min(q.lots, left)
-        out.append(q._replace(lots=n))
-        left -= n
-    return out
-
-
-class MarketMaker:
-    """Book in, batches out. The owner feeds events and calls ``cycle`` on its schedule."""
+class MarketMaker(EngineOps):
+    """Book in, batches out. The owner feeds events and calls ``cycle`` on its schedule; its
+    control and read operations are ``EngineOps``'s (``hotpath/engine_ops.py``)."""
 
     def __init__(
         self,
@@ -266,117 +193,6 @@ class MarketMaker:
         (the next cycle's diff cancels them or keeps them as quotes)."""
         orphans, _ = self.om.reconcile(open_orders, now_ns, pending_timeout_s)
         return orphans
-
-    # --- control ------------------------------------------------------------------------
-    def start(self) -> None:
-        """Quote (the risk engine's own state still applies)."""
-        self.enabled = True
-
-    def stop(self) -> None:
-        """No quotes; the next cycle's diff (or ``pull_quotes``) cancels the live ones."""
-        self.enabled = False
-
-    def halt(self, reason: str, now_ns: int = 0) -> OrderBatch:
-        """Kill switch: HALTED, and a batch cancelling every live order. Cancels that are
-        not confirmed are sent again by later cycles, so nothing stays resting."""
-        self.risk.halt(reason)
-        self._quoted_bid = self._quoted_ask = 0
-        return self.om.cancel_all(now_ns)
-
-    def resume(self) -> None:
-        """Leave a halt (or reduce-only) and quote again."""
-        self.risk.resume()
-        self.enabled = True
-
-    def restore(self, state: MarketState, reason: str) -> None:
-        """At start-up, before quoting: enter the market state last persisted (a halted
-        market comes back halted)."""
-        self.enabled = state is MarketState.TRADING
-        if state is MarketState.HALTED:
-            self.risk.halt(reason)
-
-    def reduce_only(self, reason: str) -> None:
-        """Work the position off with reduce-only quotes (REDUCING until resumed)."""
-        self.risk.reduce_only(reason)
-
-    def set_params(
-        self, params: QuoteParams | None = None, limits: RiskLimits | None = None
-    ) -> None:
-        """New quoting parameters and/or risk limits, from the next cycle on."""
-        if params is not None:
-            self.params = params
-        if limits is not None:
-            self.risk.limits = limits
-
-    def daily_reset(self, rearm: bool) -> dict[str, Any]:
-        """New risk day: snapshot, reset the daily loss counters and, with ``rearm``, re-arm
-        the breakers that may re-arm (drawdown, daily loss)."""
-        pos = self.om.position
-        mid = self.book.mid
-        pnl = pos.net_pnl(mid) if mid else pos.realized - pos.fees
-        risk = self.risk
-        snapshot = {
-            "pnl_total": pnl,
-            "pnl_day": pnl - risk.day_start_pnl,
-            "fills": pos.fill_count,
-            "position_lots": pos.lots,
-            "state_before": risk.state.value,
-            "reason_before": risk.halt_reason,
-        }
-        risk.daily_reset(pnl)
-        rearmed = False
-        if rearm and risk.halt_reason in ("max_drawdown", "daily_loss_limit"):
-            risk.resume()
-            rearmed = True
-        return {**snapshot, "rearmed": rearmed, "state_after": risk.state.value}
-
-    def pull_quotes(self, now_ns: int = 0) -> OrderBatch:
-        """Cancel everything without changing state (stale feed, shutdown); cancels older
-        than the retry interval are sent again."""
-        self._quoted_bid = self._quoted_ask = 0
-        return self.om.cancel_all(now_ns, self.cancel_retry_ns)
-
-    # --- what the owner reads -----------------------------------------------------------
-    @property
-    def limits(self) -> RiskLimits:
-        return self.risk.limits
-
-    @property
-    def position(self) -> Position:
-        return self.om.position
-
-    @property
-    def halted(self) -> bool:
-        return self.risk.state is TradingState.HALTED
-
-    @property
-    def open_order_count(self) -> int:
-        return len(self.om.live)
-
-    def order(self, client_id: str) -> Order | None:
-        """A live order by client id (None once it is done)."""
-        return self.om.live.get(client_id)
-
-    def resting_touch(self) -> tuple[int, int]:
-        """Our innermost bid and ask that rest in the venue's book (in-flight places do not
-        count; 0 where none)."""
-        bid = ask = 0
-        for o in self.om.live.values():
-            if o.state is OrderState.PENDING_NEW:
-                continue  # still in flight: not in the book yet
-            if o.side > 0:
-                bid = max(bid, o.price)
-            elif ask == 0 or o.price < ask:
-                ask = o.price
-        return bid, ask
-
-    def position_notional_at(self, price: int) -> float:
-        """|position| valued at ``price`` (USDC)."""
-        return abs(self.om.position.lots) * price * self.om.lot_value
-
-    def activity(self) -> Activity:
-        """What this engine does: halted > stopped > reducing > trading."""
-        return combined_activity(self.enabled, self.risk.state)
 
     # --- the cycle ----------------------------------------------------------------------
     def prepare_signal(self, now_ns: int) -> bool:
@@ -573,65 +389,3 @@ class MarketMaker:
                 st.quoted_spread_sum += ask - bid
                 st.market_spread_sum += oa - ob
                 st.quoted_spread_n += 1
-
-    def status(self) -> dict[str, Any]:
-        b = self.book
-        pos = self.om.position
-        mid = b.mid
-        return {
-            "symbol": self.instrument.symbol,
-            "best_bid": b.best_bid,
-            "best_ask": b.best_ask,
-            "our_bid": self._quoted_bid,
-            "our_ask": self._quoted_ask,
-            "position_lots": pos.lots,
-            "realized": pos.realized,
-            "unrealized": pos.unrealized(mid) if mid else 0.0,
-            "fees": pos.fees,
-            "fills": self.stats.fills,
-            "state": self.risk.state.value,
-            "halt_reason": self.risk.halt_reason,
-            "enabled": self.enabled,
-            "activity": self.activity().value,
-            "open_orders": len(self.om.live),
-            "signal": self.last_signal,
-            "sigma": self.vol.sigma,
-            "A": self.intensity.A,
-            "k": self.intensity.k,
-            "cycle_p50_us": self.timers["cycle"].percentile(50) / 1000,
-            "cycle_p99_us": self.timers["cycle"].percentile(99) / 1000,
-            "to_venue_p99_us": self.timers["to_venue"].percentile(99) / 1000,
-            "model": self.signal_figures(),
-        }
-
-    def signal_figures(self) -> dict[str, Any] | None:
-        """The model signal's figures (None without one): cycles, cycles quoted on a fresh
-        model result, the share after warm-up, the result's age (0 for an inline signal,
-        which waits for it: its cycles count as live unless they fell back)."""
-        sig = self.signal
-        age = getattr(sig, "age", None)
-        fallback = getattr(sig, "fallback_cycles", None)
-        if age is None and fallback is None:
-            return None
-        n = getattr(sig, "cycles", self.stats.cycles)
-        warmup = getattr(sig, "warmup_cycles", min(n, getattr(sig, "_seq", 1) - 1))
-        live = getattr(sig, "live_cycles", n - (fallback or 0))
-        return {
-            "cycles": n,
-            "warmup_cycles": warmup,
-            "live_cycles": live,
-            "stale_cycles": getattr(sig, "stale_cycles", 0),
-            "reactive_cycles": self.stats.reactive_cycles,
-            "live_share": live / (n - warmup) if n > warmup else None,
-            "age_p50_ms": age.percentile(50) / 1e6 if age is not None else 0.0,
-            "age_p99_ms": age.percentile(99) / 1e6 if age is not None else 0.0,
-        }
-
-    @property
-    def quoted(self) -> tuple[int, int]:
-        """Our innermost live bid and ask (0 where none)."""
-        return self._quoted_bid, self._quoted_ask
-
-    @property
-    def trading_state(self) -> TradingState:
-        return self.risk.state

@@ -189,6 +189,16 @@ class RiskEngine:
     def day_start_pnl(self) -> float:
         return self._day_start_pnl
 
+    @property
+    def peak_pnl(self) -> float:
+        """The highest PnL since the day began (the drawdown's reference)."""
+        return self._peak_pnl
+
+    @property
+    def breaker_until_ns(self) -> int:
+        """When the volatility breaker re-arms (0: never tripped)."""
+        return self._breaker_until_ns
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "state": self.state.value,

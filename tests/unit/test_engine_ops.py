@@ -6,11 +6,11 @@ from dataclasses import replace
 
 from flashmm.config.quoting import QuotingPolicy
 from flashmm.domain.instrument import SEI_USDC
-from flashmm.domain.market_state import MarketState
+from flashmm.domain.market_state import Activity, MarketState
 from flashmm.venue.base import Heartbeat, OrderAccepted, OrderCancelled
 from hotpath.engine import MarketMaker
 from hotpath.quoting.params import QuoteParams
-from hotpath.risk import RiskLimits
+from hotpath.risk import DenyReason, RiskLimits, TradingState
 
 
 def _mm(**kw: object) -> MarketMaker:
@@ -64,3 +64,38 @@ def test_quoting_policy_setting_turns_the_touch_policy_on() -> None:
     assert _mm().policy is None
     touch = MarketMaker(SEI_USDC, QuoteParams(policy=QuotingPolicy.TOUCH), RiskLimits())
     assert touch.policy is not None
+
+
+def test_risk_view_is_a_copy_of_the_risk_side() -> None:
+    mm = _mm()
+    mm.on_data(1_000)
+    mm.cycle(1_000)
+    view = mm.risk_view()
+    assert (view.state, view.activity, view.enabled) == (
+        TradingState.ACTIVE,
+        Activity.TRADING,
+        True,
+    )
+    assert view.last_data_ns == 1_000 and view.limits is mm.limits
+    assert not view.stale(1_000) and view.stale(1_000 + int(mm.limits.stale_after_s * 1e9) + 1)
+    assert not view.breaker_tripped(1_000) and view.day_start_pnl == 0.0
+    mm.halt("drill", 2_000)
+    mm.cycle(3_000)  # gated: counts a denial
+    mm.stop()
+    assert view.state is TradingState.ACTIVE and not any(view.denials.values())
+    now = mm.risk_view()
+    assert (now.state, now.halt_reason, now.enabled) == (TradingState.HALTED, "drill", False)
+    assert now.activity is Activity.HALTED and now.denials[DenyReason.HALTED] == 1
+    assert mm.trading_state is TradingState.HALTED and mm.open_order_count > 0  # cancels pending
+
+
+def test_bench_style_feeding_through_operations() -> None:
+    """What the benchmarks do without reaching in: the feed is alive, cancels confirmed."""
+    mm = _mm()
+    mm.on_data(5_000)
+    batch = mm.cycle(5_000)
+    assert mm.risk_view().last_data_ns == 5_000
+    cancels = mm.pull_quotes(6_000)
+    for c in cancels.cancels:
+        mm.on_cancelled(c.client_id)
+    assert len(cancels.cancels) == len(batch.places) and mm.open_order_count == 0
