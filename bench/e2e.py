@@ -49,7 +49,7 @@ async def _measure(seconds: float) -> list[int]:
             elif isinstance(ev, BookSnapshot):
                 feed.apply_snapshot(ev)
             elif isinstance(ev, Heartbeat):
-                mm.risk.last_data_ns = time.monotonic_ns()
+                mm.on_data(time.monotonic_ns())
             else:
                 ql._dispatch(ev)
         await venue.submit(mm.pull_quotes(time.monotonic_ns()))

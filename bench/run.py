@@ -57,13 +57,13 @@ def bench_quote_cycle(cycles: int = 20_000) -> dict[str, float]:
         core.run_until(t)
         # our orders never get acks here (reports go nowhere); keep the book of live orders
         # realistic by treating everything as resting: clear what the matcher no longer has
-        mm.risk.last_data_ns = int(t * 1e9)
+        mm.on_data(int(t * 1e9))
         t0 = time.perf_counter_ns()
         batch = mm.cycle(int(t * 1e9))
         core.submit(batch, t)
         samples.append(time.perf_counter_ns() - t0)
         for c in batch.cancels:
-            mm.om.on_cancelled(c.client_id)
+            mm.on_cancelled(c.client_id)
     return {
         "hotpath.quote_cycle_p50_us": _pct(samples, 50) / 1000,
         "hotpath.quote_cycle_p99_us": _pct(samples, 99) / 1000,

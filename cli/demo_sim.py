@@ -75,9 +75,9 @@ async def _demo(
         for ql in loops:
             await ql.venue.close()
     for ql in loops:
-        pos = ql.mm.om.position
+        pos = ql.mm.position
         print(
             f"{ql.mm.instrument.symbol}: stopped; fills {pos.fill_count}, "
             f"net PnL {pos.net_pnl(ql.mm.book.mid):+.4f} {ql.mm.instrument.quote}, "
-            f"open orders left {len(ql.mm.om.live)}"
+            f"open orders left {ql.mm.open_order_count}"
         )

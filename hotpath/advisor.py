@@ -87,7 +87,7 @@ def build_summary(mm: MarketMaker) -> dict[str, Any]:
     direction, confidence = mm.last_signal
     summary["model"] = {"direction": direction, "confidence": confidence}
     lots = int(st["position_lots"])
-    limit = mm.risk.limits.max_position_notional
+    limit = mm.limits.max_position_notional
     if lots == 0:
         util = 0.0
     elif mid and limit > 0:

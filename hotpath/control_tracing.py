@@ -40,7 +40,7 @@ async def run_command(
             "flashmm.command": command,
             "flashmm.command_id": command_id,
             "flashmm.market": str(mm.instrument.symbol),
-            "flashmm.open_orders.before": len(mm.om.live),
+            "flashmm.open_orders.before": mm.open_order_count,
         },
         record_exception=False,  # a refusal's message may quote the arguments
         set_status_on_exception=False,
@@ -50,6 +50,6 @@ async def run_command(
         except Exception as e:
             span.set_status(StatusCode.ERROR, type(e).__name__)
             raise
-        span.set_attribute("flashmm.open_orders.after", len(mm.om.live))
-        span.set_attribute("flashmm.risk_state", mm.risk.state.value)
+        span.set_attribute("flashmm.open_orders.after", mm.open_order_count)
+        span.set_attribute("flashmm.risk_state", mm.trading_state.value)
         return detail

@@ -115,7 +115,7 @@ def health(
     ok = age <= timeout_s
     return ok, {
         "ok": ok,
-        "state": loop.mm.risk.state.value,
+        "state": loop.mm.trading_state.value,
         "last_cycle_at": loop.last_cycle_at,
         "age_s": round(age, 3),
         "limit_s": timeout_s,
@@ -151,8 +151,8 @@ class Heartbeat:
             self.incarnation,
             ql.last_cycle_at,
             time.time(),
-            ql.mm.risk.state.value,
-            len(ql.mm.om.live),
+            ql.mm.trading_state.value,
+            ql.mm.open_order_count,
             ql.stopping,
         )
 

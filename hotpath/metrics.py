@@ -146,11 +146,12 @@ class HotPathCollector(Collector):
             m = mm.instrument.symbol
             for stage, h in mm.timers.stages.items():
                 lat.add_metric([m, stage], _buckets(h), h.total_ns / 1e9)
-            p = mm.om.position
+            p = mm.position
+            r = mm.risk_view()
             mid = mm.book.mid
             net = p.net_pnl(mid) if mid else p.realized - p.fees
             pnl.add_metric([m], net)
-            daily.add_metric([m], net - mm.risk.day_start_pnl)
+            daily.add_metric([m], net - r.day_start_pnl)
             fees.add_metric([m], p.fees)
             st = mm.stats
             if st.quoted_spread_n:
@@ -162,12 +163,12 @@ class HotPathCollector(Collector):
             filled.add_metric([m, "buy"], st.fills_buy)
             filled.add_metric([m, "sell"], st.fills_sell)
             pos.add_metric([m], p.lots)
-            limit = mm.risk.limits.max_position_notional
+            limit = r.limits.max_position_notional
             util.add_metric([m], p.notional(mid) / limit if mid else 0.0)
-            for reason, n in mm.risk.denials.items():
+            for reason, n in r.denials.items():
                 denials.add_metric([m, reason.value], n)
             for s in TradingState:
-                state.add_metric([m, s.value], 1.0 if mm.risk.state is s else 0.0)
+                state.add_metric([m, s.value], 1.0 if r.state is s else 0.0)
             status = getattr(mm.signal, "status", None)
             if status is not None:
                 sig = status()
@@ -183,7 +184,7 @@ class HotPathCollector(Collector):
                 ratio = getattr(mm.signal, "live_share", None)
                 if ratio is not None:
                     share.add_metric([m], ratio)
-            last = mm.risk.last_data_ns
+            last = r.last_data_ns
             age.add_metric([m], (now_ns - last) / 1e9 if last else float("inf"))
         yield from (
             lat,

@@ -32,11 +32,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flashmm.domain.orders import Fill
 from flashmm.stores.pg.writer import DurableWriter
 from flashmm.stores.redis_state import RedisState
+
+if TYPE_CHECKING:
+    from hotpath.engine import MarketMaker
 
 PNL_EVERY_S = 5.0
 
@@ -45,16 +48,6 @@ def new_run_id() -> str:
     """One id per hot-path run: host, process id and start time (ms)."""
     host = "".join(ch if ch.isalnum() else "-" for ch in socket.gethostname())[:40]
     return f"{host}-{os.getpid()}-{int(time.time() * 1000)}"
-
-
-def hotpath_state(mm: Any) -> str:
-    """The module's rule: halted > stopped > reducing > trading."""
-    risk = mm.risk.state.value
-    if risk == "halted":
-        return "halted"
-    if not mm.enabled:
-        return "stopped"
-    return "reducing" if risk == "reducing" else "trading"
 
 
 @dataclass(slots=True)
@@ -89,16 +82,16 @@ class PnlRecorder:
         self.risk_writes = 0
 
     # --- hooks (StoreSinks) -------------------------------------------------------------
-    def on_fill(self, mm: Any, f: Fill) -> None:
+    def on_fill(self, mm: MarketMaker, f: Fill) -> None:
         self._volume += f.price * f.lots * mm.instrument.notional_per_tick_lot
 
-    def risk_changed(self, mm: Any, redis: RedisState | None) -> None:
+    def risk_changed(self, mm: MarketMaker, redis: RedisState | None) -> None:
         """The risk state changed: publish it now, not at the next snapshot."""
         if redis is not None:
             redis.put_risk(mm.instrument.symbol, self.risk_fields(mm))
             self.risk_writes += 1
 
-    def snapshot(self, mm: Any, pg: DurableWriter | None, redis: RedisState | None) -> None:
+    def snapshot(self, mm: MarketMaker, pg: DurableWriter | None, redis: RedisState | None) -> None:
         """About once a second: the risk state always, the day's PnL at its cadence."""
         if pg is None and redis is None:
             return
@@ -106,7 +99,7 @@ class PnlRecorder:
         if pg is not None and (self.clock() >= self._next_pnl or self._today() != self._day):
             self.record_pnl(mm, pg)
 
-    def final(self, mm: Any, pg: DurableWriter | None, redis: RedisState | None) -> None:
+    def final(self, mm: MarketMaker, pg: DurableWriter | None, redis: RedisState | None) -> None:
         """On stop: the last figures of this run."""
         self.risk_changed(mm, redis)
         if pg is not None:
@@ -116,9 +109,9 @@ class PnlRecorder:
     def _today(self) -> str:
         return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%d")
 
-    def _totals(self, mm: Any) -> tuple[_Totals, float, float]:
+    def _totals(self, mm: MarketMaker) -> tuple[_Totals, float, float]:
         """(cumulative figures, unrealized now, mark) of this run."""
-        pos = mm.om.position
+        pos = mm.position
         mid = mm.book.mid
         unreal = pos.unrealized(mid) if mid else 0.0
         t = _Totals(
@@ -131,7 +124,7 @@ class PnlRecorder:
         )
         return t, unreal, float(mid or 0.0)
 
-    def record_pnl(self, mm: Any, pg: DurableWriter) -> None:
+    def record_pnl(self, mm: MarketMaker, pg: DurableWriter) -> None:
         now = self.clock()
         today = self._today()
         cum, _, mark = self._totals(mm)
@@ -144,7 +137,9 @@ class PnlRecorder:
         self.pnl_records += 1
         self._next_pnl = now + self.pnl_every_s
 
-    def _record(self, mm: Any, day: str, cum: _Totals, mark: float, now: float) -> dict[str, Any]:
+    def _record(
+        self, mm: MarketMaker, day: str, cum: _Totals, mark: float, now: float
+    ) -> dict[str, Any]:
         inst = mm.instrument
         b = self._base
         realized = cum.realized - b.realized
@@ -159,7 +154,7 @@ class PnlRecorder:
             "fills": cum.fills - b.fills,
             "volume": cum.volume - b.volume,
             "volume_base": str(inst.lots_to_size(cum.volume_lots - b.volume_lots)),
-            "position": str(inst.lots_to_size(mm.om.position.lots)),
+            "position": str(inst.lots_to_size(mm.position.lots)),
             "mark": mark * inst.tick if mark else None,
         }
         return {
@@ -174,37 +169,37 @@ class PnlRecorder:
         }
 
     # --- risk state ---------------------------------------------------------------------
-    def risk_fields(self, mm: Any) -> dict[str, str]:
+    def risk_fields(self, mm: MarketMaker) -> dict[str, str]:
         """The live risk state as Redis hash fields (text)."""
         now = self.clock()
-        state = hotpath_state(mm)
+        risk = mm.risk_view()
+        state = risk.activity.value
         if state != self._state:
             self._state, self._since = state, now
         inst = mm.instrument
-        risk = mm.risk
         lim = risk.limits
-        pos = mm.om.position
+        pos = mm.position
         mid = mm.book.mid
         net = pos.net_pnl(mid) if mid else pos.realized - pos.fees
         notional = pos.notional(mid) if mid else 0.0
         day_pnl = net - risk.day_start_pnl
         loss = max(0.0, -day_pnl)
-        peak = float(risk.snapshot().get("peak_pnl", 0.0))
+        peak = risk.peak_pnl
         mono = time.monotonic_ns()
-        until_ns = int(getattr(risk, "_breaker_until_ns", 0))
+        until_ns = risk.breaker_until_ns
         tripped = risk.breaker_tripped(mono)
         return {
             "state": state,
             "since": f"{self._since:.3f}",
             "risk_state": risk.state.value,
             "reason": risk.halt_reason,
-            "enabled": "1" if mm.enabled else "0",
+            "enabled": "1" if risk.enabled else "0",
             "position_lots": str(pos.lots),
             "position": str(inst.lots_to_size(pos.lots)),
             "position_notional": f"{notional:.6f}",
             "position_limit": repr(float(lim.max_position_notional)),
             "position_limit_use": f"{notional / lim.max_position_notional:.6f}",
-            "open_orders": str(len(mm.om.live)),
+            "open_orders": str(mm.open_order_count),
             "daily_pnl": f"{day_pnl:.6f}",
             "daily_loss": f"{loss:.6f}",
             "daily_loss_limit": repr(float(lim.daily_loss_limit)),

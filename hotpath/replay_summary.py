@@ -25,7 +25,7 @@ def summarise(bt: ReplayBacktest, wall: float) -> dict[str, Any]:
         "data_from_utc": m.to_json()["time_range"]["first_utc"],
         "minutes": (m.last_exch_ns - m.first_exch_ns) / 60e9,
         **figures,
-        "position_base": mm.om.position.lots * mm.instrument.lot,
+        "position_base": mm.position.lots * mm.instrument.lot,
         "data_events": events,
         "book_crossed_events": core.crossed_events,
         "sequence_gaps": core.gaps,

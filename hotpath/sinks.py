@@ -95,7 +95,7 @@ class StoreSinks:
         )
 
     def risk(self, mm: MarketMaker) -> None:
-        r = mm.risk
+        r = mm.risk_view()
         if self.pg is not None:
             self.pg.submit(
                 {
@@ -123,7 +123,7 @@ class StoreSinks:
         sym = inst.symbol
         b = mm.book
         mid = b.mid
-        pos = mm.om.position
+        pos = mm.position
         value = inst.notional_per_tick_lot
         now = time.time()
         net = pos.net_pnl(mid) if mid else pos.realized - pos.fees

@@ -23,7 +23,8 @@ def trading_figures(
     events: int,
     wall: float,
 ) -> dict[str, Any]:
-    pos = mm.om.position
+    pos = mm.position
+    risk = mm.risk_view()
     st = mm.stats
     mid = mm.book.mid
     peak = -math.inf
@@ -46,7 +47,7 @@ def trading_figures(
         "fees": pos.fees,
         "fills": pos.fill_count,
         "volume_base": pos.volume_lots * mm.instrument.lot,
-        "volume_quote": sum(p * q for _, _, p, q in fills) * mm.om.lot_value,
+        "volume_quote": sum(p * q for _, _, p, q in fills) * mm.instrument.notional_per_tick_lot,
         "orders_placed": st.quotes_sent,
         "cancels_sent": st.cancels_sent,
         "fill_rate": pos.fill_count / st.quotes_sent if st.quotes_sent else 0.0,
@@ -62,8 +63,8 @@ def trading_figures(
         "inventory_max_lots": max(inv, default=0),
         "max_position_notional": max_position_notional,
         "max_drawdown": mdd,
-        "risk_denials": {r.value: c for r, c in mm.risk.denials.items() if c},
-        "final_state": mm.risk.state.value,
+        "risk_denials": {r.value: c for r, c in risk.denials.items() if c},
+        "final_state": risk.state.value,
         "cycles": st.cycles,
         "reactive_cycles": st.reactive_cycles,
         "market_events": events,

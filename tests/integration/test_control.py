@@ -85,7 +85,7 @@ async def test_halt_cancels_everything_and_survives_a_restart(tmp_path: Path) ->
         assert status == 409 and "resume" in refused["error"]
     # a new process on the same state file comes back halted, before any quote
     async with hot_path(state_file) as (control, venue, url):
-        assert control.mm.risk.state is TradingState.HALTED
+        assert control.mm.trading_state is TradingState.HALTED
         await asyncio.sleep(0.5)
         assert not venue.core.open_orders()
         status, body = await command(url, "c-3", "resume")
@@ -124,7 +124,7 @@ async def test_set_params_is_validated_and_applied(tmp_path: Path) -> None:
         )
         assert status == 200
         assert control.mm.params.gamma == 0.3
-        assert control.mm.risk.limits.max_position_notional == 500.0
+        assert control.mm.limits.max_position_notional == 500.0
         bads: list[dict[str, Any]] = [
             {"quoting": {"gamma": -1}},
             {"quoting": {"nope": 1}},

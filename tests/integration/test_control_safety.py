@@ -36,7 +36,7 @@ async def test_a_halt_after_a_resume_halts_again_under_the_same_id(tmp_path: Pat
             status, body = await command(url, "estop/SEI/USDC/halt/SEI/USDC", "halt", reason="x")
             assert status == 200 and body["detail"] == "halted", (round_, body)
             assert control.state.state == "halted"
-            assert control.mm.risk.state is TradingState.HALTED
+            assert control.mm.trading_state is TradingState.HALTED
             await wait_for(lambda: not venue.core.open_orders(), 1.0)
             status, _ = await command(url, f"resume-{round_}", "resume")
             assert status == 200 and control.state.state == "trading"
@@ -45,7 +45,7 @@ async def test_a_halt_after_a_resume_halts_again_under_the_same_id(tmp_path: Pat
 async def test_the_same_id_with_another_command_or_payload_is_refused(tmp_path: Path) -> None:
     async with hot_path(tmp_path / "c.json") as (control, _venue, url):
         status, first = await command(url, "replay-1", "flatten", reason="reduce")
-        assert status == 200 and control.mm.risk.state is TradingState.REDUCING
+        assert status == 200 and control.mm.trading_state is TradingState.REDUCING
         status, body = await command(url, "replay-1", "halt", reason="now")
         assert status == 422 and body["conflict"] is True, body
         assert "already used" in body["error"] and "detail" not in body
@@ -74,7 +74,7 @@ async def test_the_binding_survives_a_restart(tmp_path: Path) -> None:
 
 async def test_limits_cannot_be_raised_and_bad_numbers_change_nothing(tmp_path: Path) -> None:
     async with hot_path(tmp_path / "l.json") as (control, _venue, url):
-        before = (control.mm.params, control.mm.risk.limits)
+        before = (control.mm.params, control.mm.limits)
         refused: list[dict[str, Any]] = [
             {"risk": {"max_position_notional": 1e12}},
             {"risk": {"max_order_notional": 501}},
@@ -95,7 +95,7 @@ async def test_limits_cannot_be_raised_and_bad_numbers_change_nothing(tmp_path: 
             assert status == 409, (args, body)
             name = next(iter(args.get("risk") or args["quoting"]))
             assert name in body["error"], (args, body)
-            assert (control.mm.params, control.mm.risk.limits) == before
+            assert (control.mm.params, control.mm.limits) == before
         for i, raw in enumerate(
             (
                 b'{"command_id":"n-1","command":"set_params","args":{"risk":{"max_drawdown":NaN}}}',
@@ -110,7 +110,7 @@ async def test_limits_cannot_be_raised_and_bad_numbers_change_nothing(tmp_path: 
         ):
             status, body = await _raw(url, raw)
             assert status == 400, (i, body)
-        assert (control.mm.params, control.mm.risk.limits) == before
+        assert (control.mm.params, control.mm.limits) == before
         assert control.state.state == "trading"
         # inside the bounds: applied, with old and new values in the answer
         status, body = await command(
@@ -121,8 +121,8 @@ async def test_limits_cannot_be_raised_and_bad_numbers_change_nothing(tmp_path: 
             "old": 2000.0,
             "new": 1500.0,
         }
-        assert control.mm.risk.limits.max_actions_per_s == 20
-        assert isinstance(control.mm.risk.limits.max_actions_per_s, int)
+        assert control.mm.limits.max_actions_per_s == 20
+        assert isinstance(control.mm.limits.max_actions_per_s, int)
 
 
 async def test_a_lowered_ceiling_wins_over_a_saved_change(tmp_path: Path) -> None:
@@ -150,7 +150,7 @@ async def test_a_lowered_ceiling_wins_over_a_saved_change(tmp_path: Path) -> Non
     )
     control.apply_persisted()
     try:
-        assert mm.risk.limits.max_position_notional == 1000.0
+        assert mm.limits.max_position_notional == 1000.0
         assert control.state.risk == {}
         assert control.ceiling_changes == {"max_position_notional": {"old": 2000.0, "new": 1000.0}}
     finally:

@@ -73,7 +73,7 @@ async def test_pnl_and_risk_are_recorded_as_the_hot_path_trades(
             assert Decimal(row["volume"]) > 0
             mm = hp.mm
         # stopped: the run's last figures are written on stop (the writer is flushed)
-        pos = mm.om.position
+        pos = mm.position
         body = await _pnl(h)
         (row,) = body["days"]
         assert row["fills"] == pos.fill_count
