@@ -278,7 +278,7 @@ def main() -> None:
         results.update(json.loads(out.read_text()))
     benches: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
         ("quote cycle", lambda: bench_quote_cycle(2_000 if q else 20_000)),
-        ("live cycle", lambda: bench_live_cycle(3 if q else 30, rounds=1 if q else 3)),
+        ("live cycle", lambda: bench_live_cycle(3 if q else 60, rounds=1 if q else 4)),
         ("book", lambda: bench_book(60 if q else 900)),
         ("backtest", lambda: bench_backtest(2 if q else 30)),
         ("replay", lambda: bench_replay(1 if q else 3)),
