@@ -158,6 +158,12 @@ REAL_STORES = {
         "0.001",
         ["binance-usdm/btcusdt_20230404.dat.gz", "binance-usdm/btcusdt_20230405.dat.gz"],
     ),
+    "btc-spot-2024": (
+        "BTCUSDT",
+        "0.01",
+        "0.00000001",
+        ["binance-spot/btcusdt_20240808.gz", "binance-spot/btcusdt_20240809.gz"],
+    ),
     "eth-usdm-2024": (
         "ETHUSDT",
         "0.01",

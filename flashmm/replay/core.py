@@ -126,6 +126,13 @@ class ReplayCore:
         bb, ba = int(S[nv.LOC_BB]), int(S[nv.LOC_BA])
         return (int(px[bb]) if bb >= 0 else 0, int(px[ba]) if ba < len(px) else 0)
 
+    def exchange_best(self) -> tuple[int, int]:
+        """The exchange's best bid and ask in ticks now (what our orders meet; the local book
+        shows it a feed latency later)."""
+        S, px = self.S, self.a.px
+        bb, ba = int(S[nv.EX_BB]), int(S[nv.EX_BA])
+        return (int(px[bb]) if bb >= 0 else 0, int(px[ba]) if ba < len(px) else 0)
+
     def depth(self, side: int, n: int) -> list[tuple[int, int]]:
         if side > 0:
             rows = nv.top_levels(self.a.px, self.loc_bid, int(self.S[nv.LOC_BB]), 1, n)
