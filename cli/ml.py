@@ -60,7 +60,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="mlp linear path (imb_1,imb_3,imb_5 on --data; none)")  # fmt: skip
     for name, default in (("d-model", 64), ("layers", 2), ("heads", 4), ("ff", 128)):
         g.add_argument(
-            f"--{name}", type=int, default=None, help=f"transformer ({default} on --data)"
+            f"--{name}",
+            type=int,
+            default=None,
+            help=f"transformer size ({default} on --data; the model's default on simulator data)",
         )
 
 
@@ -144,13 +147,14 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
     from flashmm.ml.dataset import parse_seeds
 
     seeds = parse_seeds(args.seeds)
+    sizes = _sim_model_kwargs(args)
     params = _params(settings)
     data = generate(seeds, args.minutes, params, args.dead_band, args)
     tr, va = data.split(1.0 - args.val_frac)
     result = train(
         tr, va, args.kind, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, patience=args.patience, seq_len=args.seq_len, device=args.device,
-        weighted=args.weighted, threads=args.threads, quiet=args.quiet,
+        weighted=args.weighted, threads=args.threads, quiet=args.quiet, model_kwargs=sizes,
     )  # fmt: skip
     market = params.as_dict()
     market.pop("seed")
@@ -179,6 +183,23 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  latency (1,{result.seq_len},64), 1 thread: p50 {lat['p50_us']:.0f} µs, "
           f"p99 {lat['p99_us']:.0f} µs")  # fmt: skip
     return 0
+
+
+_SIZES = {"d_model": "--d-model", "layers": "--layers", "heads": "--heads", "ff": "--ff"}
+_REAL_ONLY = {"inputs": "--inputs", "wide": "--wide", "residual": "--residual"}
+
+
+def _sim_model_kwargs(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The transformer sizes given on the command line (the model's own defaults for the
+    rest) for simulator data; real-data-only options are refused, never silently ignored."""
+    given = [flag for k, flag in _REAL_ONLY.items() if getattr(args, k, None) not in (None, False)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only with --data (real recordings)")
+    sizes = {k: v for k in _SIZES if (v := getattr(args, k, None)) is not None}
+    if sizes and args.kind != "transformer":
+        flags = ", ".join(_SIZES[k] for k in sizes)
+        raise ValueError(f"{flags}: transformer sizes, not for --kind {args.kind}")
+    return sizes or None
 
 
 def _print_metrics(metrics: dict[str, dict[str, dict[str, float]]], horizons: list[str]) -> None:

@@ -231,3 +231,35 @@ def test_cli_train_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad = p.parse_args(["evaluate", "--model", str(model_dir), "--seeds", "2", "--quiet"])
     with pytest.raises(ValueError, match="used for training"):
         run_evaluate(settings, bad)
+
+
+def test_cli_train_on_simulator_data_honours_the_transformer_sizes(tmp_path: Path) -> None:
+    """``--d-model/--layers/--heads/--ff`` shape the transformer on simulator data too (they
+    were once read only with ``--data``); options that only mean something on real data are
+    refused there, never silently ignored."""
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="command")
+    add_train_arguments(sub.add_parser("train"))
+    out = tmp_path / "small"
+    args = p.parse_args(
+        ["train", "--kind", "transformer", "--seeds", "1", "--minutes", "1", "--epochs", "1",
+         "--seq-len", "4", "--d-model", "16", "--layers", "1", "--heads", "2", "--ff", "32",
+         "--out", str(out), "--quiet"]
+    )  # fmt: skip
+    assert run_train(Settings(), args) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["train_config"]["model_kwargs"] == {
+        "d_model": 16,
+        "layers": 1,
+        "heads": 2,
+        "ff": 32,
+    }
+    for extra, match in (
+        (["--kind", "mlp", "--layers", "1"], "transformer sizes"),
+        (["--kind", "mlp", "--residual"], "only with --data"),
+        (["--kind", "mlp", "--inputs", "all"], "only with --data"),
+    ):
+        bad = p.parse_args(["train", "--seeds", "1", "--out", str(tmp_path / "x"), *extra])
+        with pytest.raises(ValueError, match=match):
+            run_train(Settings(), bad)
+    assert not (tmp_path / "x").exists()
