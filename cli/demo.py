@@ -38,7 +38,7 @@ from cli.demo_setup import app_role_env, codec_key, ensure_stores, trader_addres
 from cli.demo_shutdown import stop_in_order
 from flashmm.config import Settings
 
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "models" / "market-transformer-v1"
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "models" / "market-transformer-v2-small"
 
 
 def run_platform_demo(
