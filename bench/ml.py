@@ -1,6 +1,7 @@
-"""Model inference in the hot path's setting: the market transformer (64 features, sequence
-32) as optimised TorchScript on one thread, through ``ModelSignal.predict`` back to back; and
-the model off the cycle in the demo's two-market set-up at the live cadence."""
+"""Model inference in the hot path's setting: the bundled model (``cli.demo.BUNDLED_MODEL``,
+the default signal) as optimised TorchScript on one thread, through ``ModelSignal.predict``
+back to back; and the model off the cycle in the demo's two-market set-up at the live
+cadence."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from typing import Any
 
 import torch
 
-from flashmm.ml.models import build, optimize, script
-from flashmm.ml.schema import FeatureSchema
-from hotpath.inference import Model, ModelSignal
+from hotpath.inference import ModelSignal
 
 
 def bench_inference(runs: int = 3000) -> dict[str, float]:
+    from cli.demo import BUNDLED_MODEL
+    from hotpath.inference import load_model
+
     torch.manual_seed(0)
-    module = optimize(script(build("transformer").eval()))
-    sig = ModelSignal(Model(module, FeatureSchema(), "bench", (0.1, 0.2, 0.5), 32), budget_us=1e9)
+    sig = ModelSignal(load_model(str(BUNDLED_MODEL)), budget_us=1e9)
     feats = [0.1] * 64
     for _ in range(200):  # fill the window and warm up
         sig.predict(feats, 0, 100.0)
