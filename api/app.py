@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,6 +37,11 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         c = context or await AppContext.create(settings)
         app.state.ctx = c
+        # what start-up made (routes, schemas, settings, pools) lives as long as the process:
+        # out of the collector's scans, full collections under read load stay short, so they
+        # do not hold up the emergency stop's lane
+        gc.collect()
+        gc.freeze()
         tasks = [
             asyncio.create_task(PendingStops(c).run()),
             asyncio.create_task(_drain_audit(c)),
