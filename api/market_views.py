@@ -192,9 +192,9 @@ async def _ask_lifecycle(c: AppContext, symbol: str) -> tuple[dict[str, Any] | N
     return d, None
 
 
-async def _hot(c: AppContext, symbols: list[str]) -> dict[str, dict[str, Any]]:
-    """Positions, top of book and the live risk record from Redis; empty when Redis is down
-    (stale is worse)."""
+async def hot_records(c: AppContext, symbols: list[str]) -> dict[str, dict[str, Any]]:
+    """Positions, top of book and the live risk record from Redis, per market (the market
+    views and ``/v1/positions``); empty when Redis is down (stale is worse)."""
     out: dict[str, dict[str, Any]] = {s: {} for s in symbols}
     with contextlib.suppress(RedisError, OSError, TimeoutError):
         pipe = c.redis.pipeline(transaction=False)
@@ -240,7 +240,7 @@ async def markets(c: AppContext, symbols: list[str]) -> list[dict[str, Any]]:
             "WHERE market = ANY($1::text[])",
             symbols,
         ),
-        _hot(c, symbols),
+        hot_records(c, symbols),
         *(_lifecycle(c, s) for s in symbols),
     )
     durable = {r["market"]: row(r) for r in risk_rows}

@@ -6,13 +6,11 @@ comes from Redis (what the hot path published last), records from PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from redis.exceptions import RedisError
 
 from api import market_views
 from api.auth.roles import Permission
@@ -29,22 +27,6 @@ READ = require(Permission.READ)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: COMMON[422] | {"description": "unknown market"}}
 OPEN_STATES = ["pending_new", "open", "partially_filled", "pending_cancel"]
 ORDER_STATES = "^(open|pending_new|partially_filled|pending_cancel|filled|cancelled|rejected)$"
-
-
-async def _hot(c: AppContext, symbols: list[str]) -> dict[str, dict[str, Any]]:
-    """Positions and top of book from Redis; empty when Redis is down (stale is worse)."""
-    out: dict[str, dict[str, Any]] = {s: {} for s in symbols}
-    with contextlib.suppress(RedisError, OSError, TimeoutError):
-        pipe = c.redis.pipeline(transaction=False)
-        for s in symbols:
-            pipe.hgetall(f"positions:{s}")
-            pipe.hgetall(f"orderbook:{s}")
-        got = await asyncio.wait_for(pipe.execute(), 1.0)
-        for i, s in enumerate(symbols):
-            pos, book = got[2 * i], got[2 * i + 1]
-            out[s]["position"] = {k.decode(): v.decode() for k, v in pos.items()} or None
-            out[s]["book"] = market_views.top_of_book(book)
-    return out
 
 
 @router.get("/markets", name="markets.list")
@@ -86,7 +68,7 @@ async def positions(
             "ORDER BY market, ts DESC",
             symbols,
         ),
-        _hot(c, symbols),
+        market_views.hot_records(c, symbols),
     )
     snap = {r["market"]: row(r) for r in snaps}
     return [{"market": s, "snapshot": snap.get(s), "live": hot[s].get("position")} for s in symbols]
